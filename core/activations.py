@@ -1,0 +1,203 @@
+"""Activations: the forward f(z) and the backward product dvalues · f′, looked up by name.
+
+Each activation works on preallocated buffers (``out=`` ufunc calls, no
+allocation per batch). ``forward`` returns the output array — ``linear`` returns
+``z`` itself — and ``backward`` returns ``dinputs = ∂L/∂z`` given
+``dvalues = ∂L/∂y``; it may overwrite ``dvalues`` in place and return it.
+The scratch buffers come from a :class:`Scratch` of the layer's shape.
+
+The derivatives are ENGINE.md's table: ``step`` uses 1 (the perceptron rule),
+``sigmoid`` y(1 − y), ``tanh`` 1 − y², ``arctan`` 1 / (1 + z²), ``relu``
+[z > 0], ``leaky_relu`` 1 or 0.01, ``softmax`` the Jacobian-vector product
+y ⊙ (g − Σₖ gₖ yₖ) (the fused softmax + cross-entropy lives in ``core.network``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Slope of leaky_relu for z ≤ 0.
+LEAKY_SLOPE = 0.01
+
+
+@dataclass
+class Scratch:
+    """Work buffers of one layer for one batch size: a float array like z, a boolean
+    mask like z and one float column (N, 1)."""
+
+    buffer: np.ndarray
+    mask: np.ndarray
+    column: np.ndarray
+
+    @classmethod
+    def like(cls, z: np.ndarray) -> Scratch:
+        return cls(
+            buffer=np.empty_like(z),
+            mask=np.empty(z.shape, dtype=bool),
+            column=np.empty((z.shape[0], 1), dtype=z.dtype),
+        )
+
+
+class Activation:
+    """Base: ``forward(z, out, scratch) -> y``, ``backward(dvalues, z, y, scratch) -> dinputs``."""
+
+    name: str = ""
+    #: False when forward returns ``z`` itself and needs no output buffer.
+    needs_output: bool = True
+
+    def forward(self, z: np.ndarray, out: np.ndarray, scratch: Scratch) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(
+        self, dvalues: np.ndarray, z: np.ndarray, y: np.ndarray, scratch: Scratch
+    ) -> np.ndarray:
+        raise NotImplementedError
+
+
+class Linear(Activation):
+    """f(z) = z, f′ = 1."""
+
+    name = "linear"
+    needs_output = False
+
+    def forward(self, z, out, scratch):
+        return z
+
+    def backward(self, dvalues, z, y, scratch):
+        return dvalues
+
+
+class Step(Activation):
+    """f(z) = [z > 0]; backward uses f′ = 1, the perceptron learning rule."""
+
+    name = "step"
+
+    def forward(self, z, out, scratch):
+        return np.greater(z, 0, out=out, casting="unsafe")
+
+    def backward(self, dvalues, z, y, scratch):
+        return dvalues
+
+
+class Sigmoid(Activation):
+    """f(z) = 1 / (1 + e^−z) = e^min(z, 0) / (1 + e^−|z|): no exponent is ever positive,
+    so nothing overflows; f′ = y (1 − y)."""
+
+    name = "sigmoid"
+
+    def forward(self, z, out, scratch):
+        np.minimum(z, 0, out=out)
+        np.exp(out, out=out)
+        denominator = np.abs(z, out=scratch.buffer)
+        np.negative(denominator, out=denominator)
+        np.exp(denominator, out=denominator)
+        denominator += 1
+        return np.divide(out, denominator, out=out)
+
+    def backward(self, dvalues, z, y, scratch):
+        derivative = np.subtract(1, y, out=scratch.buffer)
+        derivative *= y
+        return np.multiply(dvalues, derivative, out=dvalues)
+
+
+class Tanh(Activation):
+    """f(z) = tanh z, f′ = 1 − y²."""
+
+    name = "tanh"
+
+    def forward(self, z, out, scratch):
+        return np.tanh(z, out=out)
+
+    def backward(self, dvalues, z, y, scratch):
+        derivative = np.square(y, out=scratch.buffer)
+        np.subtract(1, derivative, out=derivative)
+        return np.multiply(dvalues, derivative, out=dvalues)
+
+
+class Arctan(Activation):
+    """f(z) = arctan z, f′ = 1 / (1 + z²)."""
+
+    name = "arctan"
+
+    def forward(self, z, out, scratch):
+        return np.arctan(z, out=out)
+
+    def backward(self, dvalues, z, y, scratch):
+        denominator = np.square(z, out=scratch.buffer)
+        denominator += 1
+        return np.divide(dvalues, denominator, out=dvalues)
+
+
+class ReLU(Activation):
+    """f(z) = max(0, z), f′ = [z > 0]."""
+
+    name = "relu"
+
+    def forward(self, z, out, scratch):
+        return np.maximum(z, 0, out=out)
+
+    def backward(self, dvalues, z, y, scratch):
+        positive = np.greater(z, 0, out=scratch.mask)
+        return np.multiply(dvalues, positive, out=dvalues)
+
+
+class LeakyReLU(Activation):
+    """f(z) = z if z > 0 else 0.01 z (= max(z, 0.01 z)), f′ = 1 or 0.01."""
+
+    name = "leaky_relu"
+
+    def forward(self, z, out, scratch):
+        np.multiply(z, LEAKY_SLOPE, out=out)
+        return np.maximum(z, out, out=out)
+
+    def backward(self, dvalues, z, y, scratch):
+        negative = np.less_equal(z, 0, out=scratch.mask)
+        sloped = np.multiply(dvalues, LEAKY_SLOPE, out=scratch.buffer)
+        np.copyto(dvalues, sloped, where=negative)
+        return dvalues
+
+
+class Softmax(Activation):
+    """f(z)ₖ = e^(zₖ − max z) / Σⱼ e^(zⱼ − max z); backward: the Jacobian-vector product
+    dinputs = y ⊙ (g − Σₖ gₖ yₖ) for dvalues g."""
+
+    name = "softmax"
+
+    def forward(self, z, out, scratch):
+        column = scratch.column
+        # np.max / np.sum are these reductions behind a Python wrapper (same bits)
+        np.maximum.reduce(z, axis=1, keepdims=True, out=column)
+        np.subtract(z, column, out=out)
+        np.exp(out, out=out)
+        np.add.reduce(out, axis=1, keepdims=True, out=column)
+        return np.divide(out, column, out=out)
+
+    def backward(self, dvalues, z, y, scratch):
+        column = scratch.column
+        product = np.multiply(dvalues, y, out=scratch.buffer)
+        np.sum(product, axis=1, keepdims=True, out=column)
+        np.subtract(dvalues, column, out=dvalues)
+        return np.multiply(dvalues, y, out=dvalues)
+
+
+#: name → activation (the objects are stateless).
+ACTIVATIONS: dict[str, Activation] = {
+    activation.name: activation
+    for activation in (
+        Linear(),
+        Step(),
+        Sigmoid(),
+        Tanh(),
+        Arctan(),
+        ReLU(),
+        LeakyReLU(),
+        Softmax(),
+    )
+}
+
+
+def get_activation(name: str) -> Activation:
+    """The activation called ``name`` (KeyError names the unknown one)."""
+    return ACTIVATIONS[name]

@@ -1,0 +1,257 @@
+"""A trained model and its two documents: ``.npz`` bytes and API.md's JSON weights document.
+
+The ``.npz`` holds only numeric and unicode arrays and is read with
+``allow_pickle=False``: a file that would need pickle (an object array, a raw
+pickle) raises :class:`core.errors.UnsafeFileError` and is never executed.
+Members: ``format`` ("annlab.model/1"), ``spec`` (the normalised RunSpec as JSON
+text), ``task``, ``class_names`` (JSON text), ``mean``/``std`` when the features
+are standardised, and ``layers.<i>.weights`` / ``layers.<i>.biases``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.errors import CheckpointError, UnsafeFileError
+from core.network import Network, predict_classes
+from core.specs import RunSpec, Task
+
+MODEL_FORMAT = "annlab.model/1"
+#: Rows per forward pass in ``predict``.
+PREDICT_CHUNK = 4096
+
+
+def load_npz(data: bytes) -> dict[str, np.ndarray]:
+    """Every member of an ``.npz`` as an array, refusing anything that needs pickle.
+
+    UnsafeFileError for a pickle or an array that needs pickle; CheckpointError for
+    anything else that is not a readable ``.npz``.
+    """
+    if not data.startswith((b"PK", b"\x93NUMPY")):
+        # np.load would take it for a pickle: say so if it is one, refuse it either way
+        if data.startswith(b"\x80"):
+            raise UnsafeFileError("refused: the file is a pickle")
+        raise CheckpointError("not an .npz file")
+    try:
+        loaded = np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as error:
+        if "pickle" in str(error).lower():
+            raise UnsafeFileError(f"refused: the file needs pickle to load ({error})") from None
+        raise CheckpointError(f"not an .npz file: {error}") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
+        raise CheckpointError(f"not an .npz file: {error}") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise CheckpointError("not an .npz archive (a single .npy array)")
+    arrays: dict[str, np.ndarray] = {}
+    with loaded:
+        for name in loaded.files:
+            try:
+                arrays[name] = loaded[name]
+            except ValueError as error:
+                if "pickle" in str(error).lower():
+                    raise UnsafeFileError(
+                        f"refused: member {name!r} needs pickle to load"
+                    ) from None
+                raise CheckpointError(f"member {name!r} is unreadable: {error}") from None
+            except (OSError, EOFError, zipfile.BadZipFile) as error:
+                raise CheckpointError(f"member {name!r} is unreadable: {error}") from None
+    return arrays
+
+
+def save_npz(arrays: dict[str, np.ndarray]) -> bytes:
+    """``np.savez`` into bytes."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def text_array(text: str) -> np.ndarray:
+    """A 0-d unicode array (stored without pickle)."""
+    return np.array(text, dtype=np.str_)
+
+
+def read_text(arrays: dict[str, np.ndarray], name: str) -> str:
+    value = arrays.get(name)
+    if value is None or value.dtype.kind != "U" or value.ndim != 0:
+        raise CheckpointError(f"member {name!r} is missing or not text")
+    return str(value[()])
+
+
+@dataclass
+class TrainedModel:
+    """Weights of a trained network with what prediction needs."""
+
+    spec: RunSpec  # normalised
+    task: Task
+    layers: list[tuple[np.ndarray, np.ndarray]]  # (W (n_in, units), b (units,)), spec.dtype
+    mean: np.ndarray | None = None  # float64 standardisation, or None
+    std: np.ndarray | None = None
+    class_names: list[str] | None = None
+    _network: Network | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def n_features(self) -> int:
+        return int(self.layers[0][0].shape[0])
+
+    def network(self) -> Network:
+        """The network with these weights (built once)."""
+        if self._network is None:
+            network = Network.from_spec(self.spec, n_inputs=self.n_features)
+            network.set_weights(self.layers)
+            self._network = network
+        return self._network
+
+    def prepare(self, inputs: np.ndarray) -> np.ndarray:
+        """Raw features → network inputs: (x − mean) / std in float64, then the dtype."""
+        features = np.asarray(inputs, dtype=np.float64)
+        if features.ndim != 2 or features.shape[1] != self.n_features:
+            raise ValueError(f"inputs must have shape (n, {self.n_features}), got {features.shape}")
+        if self.mean is not None and self.std is not None:
+            features = (features - self.mean) / self.std
+        return np.ascontiguousarray(features, dtype=self.spec.dtype)
+
+    def predict(self, inputs: np.ndarray) -> tuple[np.ndarray, list]:
+        """(outputs (n, units) in the model's dtype, predictions): class names for
+        classification, values for regression (floats for one output, lists for
+        several)."""
+        features = self.prepare(inputs)
+        network = self.network()
+        outputs = np.empty((features.shape[0], network.n_outputs), dtype=network.dtype)
+        for start in range(0, features.shape[0], PREDICT_CHUNK):
+            stop = start + PREDICT_CHUNK
+            outputs[start:stop] = network.forward(features[start:stop])
+        if self.task == "classification":
+            names = self.class_names or []
+            classes = predict_classes(outputs, network.output_activation)
+            return outputs, [names[index] for index in classes.tolist()]
+        if outputs.shape[1] == 1:
+            return outputs, outputs[:, 0].astype(np.float64).tolist()
+        return outputs, outputs.astype(np.float64).tolist()
+
+    # --------------------------------------------------------------- documents
+
+    def to_weights_document(self) -> dict[str, Any]:
+        """API.md's weights document; ``weights[i][j]`` joins input i to unit j."""
+        standardize = None
+        if self.mean is not None and self.std is not None:
+            standardize = {"mean": self.mean.tolist(), "std": self.std.tolist()}
+        return {
+            "dtype": self.spec.dtype,
+            "standardize": standardize,
+            "layers": [
+                {
+                    "units": layer.units,
+                    "activation": layer.activation,
+                    "weights": weights.astype(np.float64).tolist(),
+                    "biases": biases.astype(np.float64).tolist(),
+                }
+                for layer, (weights, biases) in zip(
+                    self.spec.model.layers, self.layers, strict=True
+                )
+            ],
+        }
+
+    @classmethod
+    def from_weights_document(
+        cls,
+        document: dict[str, Any],
+        *,
+        spec: RunSpec,
+        task: Task,
+        class_names: list[str] | None = None,
+    ) -> TrainedModel:
+        """The model of a weights document trained from ``spec``."""
+        dtype = np.dtype(spec.dtype)
+        layers = [
+            (
+                np.array(layer["weights"], dtype=dtype).reshape(-1, len(layer["biases"])),
+                np.array(layer["biases"], dtype=dtype),
+            )
+            for layer in document["layers"]
+        ]
+        standardize = document.get("standardize")
+        mean = std = None
+        if standardize is not None:
+            mean = np.array(standardize["mean"], dtype=np.float64)
+            std = np.array(standardize["std"], dtype=np.float64)
+        model = cls(
+            spec=spec, task=task, layers=layers, mean=mean, std=std, class_names=class_names
+        )
+        model.check()
+        return model
+
+    def check(self) -> None:
+        """CheckpointError unless the weights fit the spec."""
+        specs = self.spec.model.layers
+        if len(specs) != len(self.layers):
+            raise CheckpointError(f"{len(self.layers)} layers stored, the spec has {len(specs)}")
+        n_in = self.layers[0][0].shape[0] if self.layers else 0
+        for index, (layer, (weights, biases)) in enumerate(zip(specs, self.layers, strict=True)):
+            if weights.shape != (n_in, layer.units) or biases.shape != (layer.units,):
+                raise CheckpointError(
+                    f"layer {index}: weights {weights.shape} and biases {biases.shape} do not "
+                    f"fit {n_in} inputs and {layer.units} units"
+                )
+            n_in = layer.units
+        if (self.mean is None) != (self.std is None) or (
+            self.mean is not None
+            and (self.mean.shape != (self.n_features,) or self.std.shape != (self.n_features,))
+        ):
+            raise CheckpointError("standardisation does not fit the input width")
+
+    def to_npz_bytes(self) -> bytes:
+        arrays: dict[str, np.ndarray] = {
+            "format": text_array(MODEL_FORMAT),
+            "spec": text_array(self.spec.model_dump_json()),
+            "task": text_array(self.task),
+            "class_names": text_array(json.dumps(self.class_names)),
+        }
+        if self.mean is not None and self.std is not None:
+            arrays["mean"] = self.mean
+            arrays["std"] = self.std
+        for index, (weights, biases) in enumerate(self.layers):
+            arrays[f"layers.{index}.weights"] = weights
+            arrays[f"layers.{index}.biases"] = biases
+        return save_npz(arrays)
+
+    @classmethod
+    def from_npz_bytes(cls, data: bytes) -> TrainedModel:
+        """Read :meth:`to_npz_bytes` (``allow_pickle=False``; UnsafeFileError if pickled)."""
+        arrays = load_npz(data)
+        if read_text(arrays, "format") != MODEL_FORMAT:
+            raise CheckpointError("not an annlab model file")
+        try:
+            spec = RunSpec.model_validate_json(read_text(arrays, "spec"))
+            class_names = json.loads(read_text(arrays, "class_names"))
+        except ValueError as error:
+            raise CheckpointError(f"unreadable model metadata: {error}") from None
+        task = read_text(arrays, "task")
+        if task not in ("classification", "regression"):
+            raise CheckpointError(f"unknown task {task!r}")
+        dtype = np.dtype(spec.dtype)
+        layers = []
+        for index in range(len(spec.model.layers)):
+            try:
+                weights = arrays[f"layers.{index}.weights"]
+                biases = arrays[f"layers.{index}.biases"]
+            except KeyError:
+                raise CheckpointError(f"layer {index} is missing") from None
+            if weights.dtype != dtype or biases.dtype != dtype:
+                raise CheckpointError(f"layer {index} is not {dtype}")
+            layers.append((weights, biases))
+        model = cls(
+            spec=spec,
+            task=task,  # type: ignore[arg-type]
+            layers=layers,
+            mean=arrays.get("mean"),
+            std=arrays.get("std"),
+            class_names=class_names,
+        )
+        model.check()
+        return model
