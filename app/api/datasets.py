@@ -1,0 +1,252 @@
+"""Datasets: the built-ins (read-only) and uploads as JSON or CSV."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from app.db import datasets as dataset_store
+from app.deps import CurrentUser, SessionDep, SettingsDep
+from app.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    LimitExceeded,
+    NotFound,
+    UnsupportedMediaType,
+    limit_message,
+)
+from app.http import GuardedRoute
+from app.schemas import BUILTIN_CREATED_AT, DatasetCreate, DatasetList, DatasetOut, Problem
+from core.data import Dataset, dataset_from_csv, dataset_from_json, dataset_to_npz_bytes
+from core.datasets import BUILTIN_DATASETS
+from core.errors import DatasetError
+
+DatasetId = Annotated[str, Path(description="Dataset id.", max_length=200)]
+
+router = APIRouter(prefix="/datasets", tags=["datasets"], route_class=GuardedRoute)
+
+NOT_FOUND = {404: {"model": Problem, "description": "No dataset with this id."}}
+
+
+def builtin_out(dataset_id: str) -> DatasetOut:
+    info = BUILTIN_DATASETS[dataset_id]
+    return DatasetOut(
+        id=dataset_id,
+        name=dataset_id,
+        task=info.task,
+        n_samples=info.n_samples,
+        n_features=info.n_features,
+        n_outputs=info.n_outputs,
+        class_names=list(info.class_names) if info.class_names is not None else None,
+        feature_names=list(info.feature_names),
+        builtin=True,
+        created_at=BUILTIN_CREATED_AT,
+    )
+
+
+@router.get("", response_model=DatasetList, summary="List datasets (built-ins first)")
+def list_datasets(session: SessionDep, user: CurrentUser) -> DatasetList:
+    items = [builtin_out(name) for name in BUILTIN_DATASETS]
+    items += [
+        DatasetOut.from_row(row)
+        for row in dataset_store.list_datasets(session=session, owner_id=user.scope)
+    ]
+    return DatasetList(items=items, total=len(items))
+
+
+@router.get("/{dataset_id}", response_model=DatasetOut, responses=NOT_FOUND, summary="One dataset")
+def get_dataset(dataset_id: DatasetId, session: SessionDep, user: CurrentUser) -> DatasetOut:
+    if dataset_id in BUILTIN_DATASETS:
+        return builtin_out(dataset_id)
+    row = dataset_store.get_dataset(session=session, dataset_id=dataset_id, owner_id=user.scope)
+    if row is None:
+        raise NotFound(f"dataset {dataset_id!r} not found")
+    return DatasetOut.from_row(row)
+
+
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": DatasetCreate.model_json_schema(),
+                "examples": {
+                    "classification": {
+                        "summary": "Class names as targets",
+                        "value": DatasetCreate.model_config["json_schema_extra"]["examples"][0],  # type: ignore[index]
+                    },
+                    "regression": {
+                        "summary": "Numbers as targets",
+                        "value": {
+                            "name": "line",
+                            "task": "regression",
+                            "features": [[0.0], [1.0], [2.0], [3.0]],
+                            "targets": [1.0, 3.0, 5.0, 7.0],
+                        },
+                    },
+                },
+            },
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "target", "task"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "CSV with a header row; every column but the "
+                            "target must be numeric.",
+                        },
+                        "target": {"type": "string", "description": "Name of the target column."},
+                        "task": {"type": "string", "enum": ["classification", "regression"]},
+                        "name": {
+                            "type": "string",
+                            "description": "Dataset name (default: the file name).",
+                        },
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=DatasetOut,
+    openapi_extra=_UPLOAD_BODY,
+    responses={
+        400: {"model": Problem, "description": "Malformed JSON or form."},
+        413: {"model": Problem, "description": "Body over ANNLAB_MAX_BODY_BYTES."},
+        415: {"model": Problem, "description": "Neither JSON nor multipart/form-data."},
+        422: {
+            "model": Problem,
+            "description": "Ragged rows, non-numeric or non-finite features, fewer than 2 "
+            "rows, targets ≠ rows, one class, or over a size limit.",
+        },
+    },
+    summary="Upload a dataset (JSON or a CSV file)",
+)
+async def create_dataset(
+    request: Request, session: SessionDep, user: CurrentUser, settings: SettingsDep
+) -> DatasetOut:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        dataset = await _from_form(request, settings)
+    elif "json" in content_type:
+        dataset = await _from_json(request, settings)
+    else:
+        raise UnsupportedMediaType(
+            "send the dataset as application/json or as multipart/form-data with a CSV file"
+        )
+    size = len(dataset_to_npz_bytes(dataset))
+    if size > settings.max_dataset_bytes:
+        raise LimitExceeded(
+            limit_message(
+                "the dataset's size in bytes", size, settings.max_dataset_bytes, "max_dataset_bytes"
+            )
+        )
+    row = dataset_store.create_dataset(session=session, owner_id=user.owner_id, dataset=dataset)
+    return DatasetOut.from_row(row)
+
+
+def _check_rows(n_rows: int, settings: Any) -> None:
+    if n_rows > settings.max_dataset_rows:
+        raise LimitExceeded(
+            limit_message(
+                "the number of rows", n_rows, settings.max_dataset_rows, "max_dataset_rows"
+            )
+        )
+
+
+async def _from_json(request: Request, settings: Any) -> Dataset:
+    try:
+        payload = await request.json()
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    try:
+        upload = DatasetCreate.model_validate(payload)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in errors]
+        ) from None
+    _check_rows(len(upload.features), settings)
+    return dataset_from_json(
+        name=upload.name,
+        task=upload.task,
+        features=upload.features,
+        targets=upload.targets,
+        feature_names=upload.feature_names,
+    )
+
+
+async def _from_form(request: Request, settings: Any) -> Dataset:
+    try:
+        form = await request.form(max_part_size=settings.max_body_bytes)
+    except Exception as exc:  # malformed multipart
+        if getattr(exc, "status_code", None) == 413:
+            raise
+        raise BadRequest(f"malformed multipart/form-data: {exc}") from None
+    upload = form.get("file")
+    target = form.get("target")
+    task = form.get("task")
+    name = form.get("name")
+    missing = [
+        field
+        for field, value in (("file", upload), ("target", target), ("task", task))
+        if value is None or value == ""
+    ]
+    if missing:
+        raise RequestValidationError(
+            [
+                {"type": "missing", "loc": ["body", field], "msg": "Field required", "input": None}
+                for field in missing
+            ]
+        )
+    if not isinstance(upload, UploadFile):
+        raise DatasetError("`file` must be a file (a CSV with a header row)", field="file")
+    if task not in ("classification", "regression"):
+        raise DatasetError("`task` must be classification or regression", field="task")
+    content = await upload.read(settings.max_dataset_bytes + 1)
+    if len(content) > settings.max_dataset_bytes:
+        raise LimitExceeded(
+            limit_message(
+                "the CSV file's size in bytes",
+                f"over {settings.max_dataset_bytes}",
+                settings.max_dataset_bytes,
+                "max_dataset_bytes",
+            )
+        )
+    _check_rows(content.count(b"\n") - 1, settings)
+    default_name = (upload.filename or "upload.csv").rsplit("/", 1)[-1].removesuffix(".csv")
+    dataset_name = name if isinstance(name, str) and name.strip() else default_name
+    return dataset_from_csv(content=content, target=str(target), task=task, name=dataset_name[:200])
+
+
+@router.delete(
+    "/{dataset_id}",
+    status_code=204,
+    responses={
+        **NOT_FOUND,
+        403: {"model": Problem, "description": "Built-in datasets cannot be deleted."},
+        409: {"model": Problem, "description": "A queued or running run uses the dataset."},
+    },
+    summary="Delete an uploaded dataset",
+)
+def delete_dataset(dataset_id: DatasetId, session: SessionDep, user: CurrentUser) -> Response:
+    if dataset_id in BUILTIN_DATASETS:
+        raise Forbidden(f"{dataset_id!r} is a built-in dataset and cannot be deleted")
+    row = dataset_store.get_dataset(session=session, dataset_id=dataset_id, owner_id=user.scope)
+    if row is None:
+        raise NotFound(f"dataset {dataset_id!r} not found")
+    if dataset_store.is_in_use(session=session, dataset_id=dataset_id):
+        raise Conflict(f"dataset {dataset_id!r} is used by a queued or running run")
+    dataset_store.delete_dataset(session=session, dataset_id=dataset_id)
+    return Response(status_code=204)

@@ -1,0 +1,548 @@
+"""Runs: submit, watch, cancel, delete, and use the trained model."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, Body, Header, Query, Request, Response
+from sqlalchemy.exc import IntegrityError
+from sse_starlette.sse import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
+
+from app.db import runs as run_store
+from app.db.datasets import get_dataset
+from app.deps import (
+    CurrentUser,
+    ExecutorDep,
+    PredictCacheDep,
+    RunId,
+    SessionDep,
+    SettingsDep,
+    ValidRun,
+)
+from app.errors import Conflict, LimitExceeded, NotFound, TooMany, Unprocessable, limit_message
+from app.http import GuardedRoute, ORJSONResponse
+from app.limits import check_spec_limits
+from app.predict_cache import CachedModel
+from app.schemas import (
+    MetricsOut,
+    PredictRequest,
+    PredictResponse,
+    Problem,
+    RunList,
+    RunOut,
+    RunStatus,
+    WeightsDocument,
+)
+from core.datasets import BUILTIN_DATASETS
+from core.errors import SpecError
+from core.specs import DataShape, RunSpec, check_against_dataset
+
+router = APIRouter(prefix="/runs", tags=["runs"], route_class=GuardedRoute)
+
+#: Seconds between two looks at the database while an event stream is open.
+EVENTS_POLL_SECONDS = 0.25
+TERMINAL = frozenset(run_store.TERMINAL_STATUSES)
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No run with this id."}
+}
+
+_LAYERS = [{"units": 16, "activation": "relu"}, {"units": 3, "activation": "softmax"}]
+_TRAINING = {"epochs": 100, "batch_size": 16, "seed": 0, "validation_split": 0.2}
+RUN_EXAMPLES: dict[str, dict[str, Any]] = {
+    "adam": {
+        "summary": "Adam on iris (with early stopping)",
+        "value": {
+            "name": "adam on iris",
+            "dataset": "iris",
+            "model": {"layers": _LAYERS, "init": "auto"},
+            "loss": "cross_entropy",
+            "optimizer": {"type": "adam", "learning_rate": 0.01},
+            "training": {
+                **_TRAINING,
+                "early_stopping": {"patience": 20, "min_delta": 0.0, "restore_best": True},
+            },
+            "dtype": "float64",
+        },
+    },
+    "sgd": {
+        "summary": "SGD with Nesterov momentum and a step schedule",
+        "value": {
+            "dataset": "iris",
+            "model": {"layers": _LAYERS},
+            "optimizer": {
+                "type": "sgd",
+                "learning_rate": 0.05,
+                "momentum": 0.9,
+                "nesterov": True,
+                "schedule": {"type": "step", "step_size": 200, "gamma": 0.5},
+            },
+            "training": _TRAINING,
+        },
+    },
+    "adagrad": {
+        "summary": "Adagrad with L2 on the weights",
+        "value": {
+            "dataset": "moons",
+            "model": {
+                "layers": [
+                    {"units": 16, "activation": "tanh"},
+                    {"units": 2, "activation": "softmax"},
+                ]
+            },
+            "optimizer": {"type": "adagrad", "learning_rate": 0.1, "l2": 0.001},
+            "training": _TRAINING,
+        },
+    },
+    "rmsprop": {
+        "summary": "RMSProp, regression on sine",
+        "value": {
+            "dataset": "sine",
+            "model": {
+                "layers": [
+                    {"units": 32, "activation": "tanh"},
+                    {"units": 1, "activation": "linear"},
+                ]
+            },
+            "loss": "mse",
+            "optimizer": {
+                "type": "rmsprop",
+                "learning_rate": 0.005,
+                "rho": 0.9,
+                "schedule": {"type": "inverse_time", "decay": 0.001},
+            },
+            "training": {"epochs": 300, "batch_size": 32},
+        },
+    },
+    "perceptron": {
+        "summary": "The classic perceptron on blobs (step unit, batch gradient descent)",
+        "value": {
+            "dataset": "blobs",
+            "model": {"layers": [{"units": 1, "activation": "step"}], "init": "zeros"},
+            "loss": "mse",
+            "optimizer": {"type": "sgd", "learning_rate": 0.1},
+            "training": {"epochs": 50, "batch_size": None, "validation_split": 0.0},
+        },
+    },
+}
+
+
+def dataset_shape(*, session: Any, dataset_id: str, owner_id: str | None) -> DataShape:
+    if dataset_id in BUILTIN_DATASETS:
+        return BUILTIN_DATASETS[dataset_id].shape()
+    row = get_dataset(session=session, dataset_id=dataset_id, owner_id=owner_id)
+    if row is None:
+        raise SpecError(
+            "dataset", f"unknown dataset {dataset_id!r} (GET /api/v1/datasets lists them)"
+        )
+    return DataShape(
+        task=row.task,  # type: ignore[arg-type]
+        n_features=row.n_features,
+        n_outputs=row.n_outputs,
+        n_classes=len(row.class_names) if row.class_names is not None else None,
+        n_samples=row.n_samples,
+    )
+
+
+class _InFlight:
+    """Idempotency keys whose first request is still being handled (→ 409)."""
+
+    def __init__(self) -> None:
+        self.keys: set[tuple[str, str]] = set()
+        self.lock = threading.Lock()
+
+    def enter(self, key: tuple[str, str]) -> None:
+        with self.lock:
+            if key in self.keys:
+                raise Conflict("a request with this Idempotency-Key is still being handled; retry")
+            self.keys.add(key)
+
+    def leave(self, key: tuple[str, str]) -> None:
+        with self.lock:
+            self.keys.discard(key)
+
+
+def in_flight(request: Request) -> _InFlight:
+    state = request.app.state
+    if not hasattr(state, "idempotency_in_flight"):
+        state.idempotency_in_flight = _InFlight()
+    return state.idempotency_in_flight
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=RunOut,
+    responses={
+        200: {
+            "model": RunOut,
+            "description": "Replay: the run first created with this Idempotency-Key.",
+        },
+        400: {"model": Problem, "description": "Malformed or too deeply nested JSON."},
+        409: {"model": Problem, "description": "The same Idempotency-Key is still being handled."},
+        413: {"model": Problem, "description": "Body over ANNLAB_MAX_BODY_BYTES."},
+        422: {
+            "model": Problem,
+            "description": "Invalid spec (the field is named), a spec that does not fit its "
+            "dataset, a spec over a limit, or an Idempotency-Key reused with another body.",
+        },
+        429: {"model": Problem, "description": "Too many queued runs (ANNLAB_MAX_QUEUED_RUNS)."},
+    },
+    summary="Submit a training run",
+)
+def submit_run(
+    request: Request,
+    response: Response,
+    spec: Annotated[RunSpec, Body(openapi_examples=RUN_EXAMPLES)],
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    executor: ExecutorDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Makes retries safe: the same key and body return the first run.",
+        ),
+    ] = None,
+) -> RunOut:
+    """Queue a run. It is stored before the 202 is sent; `Location` points at it."""
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
+        raise Unprocessable("the Idempotency-Key header must have 1 to 255 characters")
+    request_hash = hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
+    key = (user.owner_id, idempotency_key) if idempotency_key else None
+    if key is not None:
+        in_flight(request).enter(key)
+    try:
+        if key is not None:
+            existing = run_store.find_by_idempotency_key(
+                session=session, owner_id=user.owner_id, key=key[1]
+            )
+            if existing is not None:
+                return _replay(existing, request_hash, request, response)
+        shape = dataset_shape(session=session, dataset_id=spec.dataset, owner_id=user.scope)
+        normalised = check_against_dataset(spec, shape)
+        n_parameters = check_spec_limits(normalised, n_features=shape.n_features, settings=settings)
+        queued = run_store.count_queued(session=session, owner_id=user.owner_id)
+        if queued >= settings.max_queued_runs:
+            raise TooMany(
+                limit_message(
+                    "the number of your queued runs",
+                    queued,
+                    settings.max_queued_runs,
+                    "max_queued_runs",
+                ),
+                headers={"Retry-After": "10"},
+            )
+        try:
+            row = run_store.create_run(
+                session=session,
+                owner_id=user.owner_id,
+                dataset_id=spec.dataset,
+                spec=normalised.model_dump(mode="json"),
+                name=normalised.name or spec.dataset,
+                epochs=normalised.training.epochs,
+                n_parameters=n_parameters,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash if idempotency_key else None,
+            )
+            session.commit()
+        except IntegrityError:
+            # Another process stored the same key first.
+            session.rollback()
+            existing = run_store.find_by_idempotency_key(
+                session=session, owner_id=user.owner_id, key=idempotency_key or ""
+            )
+            if existing is None:
+                raise
+            return _replay(existing, request_hash, request, response)
+    finally:
+        if key is not None:
+            in_flight(request).leave(key)
+    executor.notify()
+    response.headers["Location"] = str(request.url_for("get_run", run_id=row.id))
+    return RunOut.from_row(row)
+
+
+def _replay(existing: Any, request_hash: str, request: Request, response: Response) -> RunOut:
+    if existing.request_hash != request_hash:
+        raise Unprocessable(
+            "this Idempotency-Key was already used with another request body; use a new key"
+        )
+    response.status_code = 200
+    response.headers["Location"] = str(request.url_for("get_run", run_id=existing.id))
+    response.headers["Idempotent-Replayed"] = "true"
+    return RunOut.from_row(existing)
+
+
+@router.get("", response_model=RunList, summary="List runs, newest first")
+def list_runs(
+    session: SessionDep,
+    user: CurrentUser,
+    status: Annotated[RunStatus | None, Query(description="Only runs in this status.")] = None,
+    dataset: Annotated[str | None, Query(description="Only runs on this dataset id.")] = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size (at most 100).")] = 50,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="Runs to skip.")] = 0,
+) -> RunList:
+    rows, total = run_store.list_runs(
+        session=session,
+        owner_id=user.scope,
+        status=status,
+        dataset_id=dataset,
+        limit=limit,
+        offset=offset,
+    )
+    return RunList(items=[RunOut.from_row(row) for row in rows], total=total)
+
+
+@router.get("/{run_id}", response_model=RunOut, responses=NOT_FOUND, summary="One run")
+def get_run(run: ValidRun) -> RunOut:
+    return RunOut.from_row(run)
+
+
+@router.get(
+    "/{run_id}/metrics",
+    response_model=MetricsOut,
+    responses=NOT_FOUND,
+    summary="Per-epoch metrics, one list per metric",
+)
+def get_metrics(run: ValidRun, session: SessionDep) -> MetricsOut:
+    return MetricsOut.from_rows(run_store.get_metrics(session=session, run_id=run.id))
+
+
+@router.get(
+    "/{run_id}/events",
+    responses={
+        **NOT_FOUND,
+        200: {
+            "description": "`event: progress` (data `{epoch, epochs, metrics}`) per recorded "
+            "epoch, `event: status` (data `{status, stop_reason, error}`) on each status "
+            "change starting with the current one; the stream ends after a final status.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+    },
+    response_class=EventSourceResponse,
+    summary="Follow a run as server-sent events",
+)
+async def run_events(run_id: RunId, request: Request, user: CurrentUser) -> EventSourceResponse:
+    factory = request.app.state.session_factory
+
+    def snapshot(after_epoch: int) -> tuple[dict[str, Any], list[tuple[int, Any]]] | None:
+        with factory() as session:
+            row = run_store.get_run(session=session, run_id=run_id, owner_id=user.scope)
+            if row is None:
+                return None
+            state = {
+                "status": row.status,
+                "stop_reason": row.stop_reason,
+                "error": row.error,
+                "epochs": row.epochs,
+            }
+            metrics = [
+                (row.epoch, run_store.metrics_dict(row))
+                for row in run_store.get_metrics(
+                    session=session, run_id=run_id, after_epoch=after_epoch
+                )
+            ]
+            return state, metrics
+
+    first = await run_in_threadpool(snapshot, 2**31 - 1)
+    if first is None:
+        raise NotFound(f"run {run_id!r} not found")
+
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        last_epoch, last_status = 0, None
+        while True:
+            current = await run_in_threadpool(snapshot, last_epoch)
+            if current is None:  # deleted while watched
+                yield {"event": "status", "data": json.dumps({"status": "deleted"})}
+                return
+            state, metrics = current
+            for epoch, values in metrics:
+                last_epoch = epoch
+                payload = {"epoch": epoch, "epochs": state["epochs"], "metrics": values}
+                yield {"event": "progress", "data": json.dumps(payload)}
+            if state["status"] != last_status:
+                last_status = state["status"]
+                payload = {key: state[key] for key in ("status", "stop_reason", "error")}
+                yield {"event": "status", "data": json.dumps(payload)}
+            if state["status"] in TERMINAL:
+                return
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(EVENTS_POLL_SECONDS)
+
+    return EventSourceResponse(stream(), ping=15)
+
+
+@router.post(
+    "/{run_id}/cancel",
+    status_code=202,
+    response_model=RunOut,
+    responses={**NOT_FOUND, 409: {"model": Problem, "description": "The run already finished."}},
+    summary="Cancel a queued or running run",
+)
+def cancel_run(run: ValidRun, session: SessionDep) -> RunOut:
+    if run.status in TERMINAL:
+        raise Conflict(f"run {run.id!r} already finished ({run.status})")
+    if not run_store.cancel_queued(session=session, run_id=run.id) and not run_store.request_cancel(
+        session=session, run_id=run.id
+    ):
+        raise Conflict(f"run {run.id!r} already finished")
+    session.commit()
+    session.refresh(run)
+    return RunOut.from_row(run)
+
+
+@router.delete(
+    "/{run_id}",
+    status_code=204,
+    responses=NOT_FOUND,
+    summary="Delete a run (a running run is cancelled first)",
+)
+def delete_run(
+    run: ValidRun, request: Request, session: SessionDep, cache: PredictCacheDep
+) -> Response:
+    run_id = run.id
+    if run.status == "queued":
+        run_store.cancel_queued(session=session, run_id=run_id)
+    if run_store.request_cancel(session=session, run_id=run_id):
+        session.commit()
+        _wait_until_stopped(request, run_id, timeout=2.0)
+    run_store.delete_run(session=session, run_id=run_id)
+    session.commit()
+    cache.evict(run_id)
+    return Response(status_code=204)
+
+
+def _wait_until_stopped(request: Request, run_id: str, *, timeout: float) -> None:
+    factory = request.app.state.session_factory
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with factory() as session:
+            row = run_store.get_run(session=session, run_id=run_id, owner_id=None)
+            if row is None or row.status != "running":
+                return
+        time.sleep(0.05)
+
+
+# ------------------------------------------------------------------ the trained model
+
+NOT_READY = {409: {"model": Problem, "description": "The run has not succeeded (yet)."}}
+
+
+def _load_model(*, session: Any, run: Any, cache: Any) -> CachedModel:
+    from core.serialize import TrainedModel
+
+    entry = cache.get(run.id)
+    if entry is not None:
+        return entry
+    if run.status != "succeeded":
+        raise Conflict(f"run {run.id!r} is {run.status}: no trained model until it has succeeded")
+    blob = run_store.get_weights(session=session, run_id=run.id)
+    if blob is None:
+        raise Conflict(f"run {run.id!r} has no stored weights")
+    model = TrainedModel.from_npz_bytes(blob)
+    entry = CachedModel(
+        owner_id=run.owner_id, model=model, n_features=int(model.layers[0][0].shape[0])
+    )
+    cache.put(run.id, entry)
+    return entry
+
+
+@router.get(
+    "/{run_id}/weights",
+    response_model=WeightsDocument,
+    responses={
+        **NOT_FOUND,
+        **NOT_READY,
+        200: {
+            "description": "The weights document (JSON), or with `format=npz` the same arrays "
+            "as an .npz file that loads with allow_pickle=False.",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        },
+    },
+    summary="Download the trained weights (JSON or .npz)",
+)
+def get_weights(
+    run: ValidRun,
+    session: SessionDep,
+    cache: PredictCacheDep,
+    format: Annotated[
+        Literal["json", "npz"], Query(description="`json` (default) or `npz`.")
+    ] = "json",
+) -> Response:
+    if run.status != "succeeded":
+        raise Conflict(f"run {run.id!r} is {run.status}: weights exist once it has succeeded")
+    if format == "npz":
+        blob = run_store.get_weights(session=session, run_id=run.id)
+        if blob is None:
+            raise Conflict(f"run {run.id!r} has no stored weights")
+        return Response(
+            content=blob,
+            media_type="application/octet-stream",
+            headers={"Content-Disposition": f'attachment; filename="{run.id}.npz"'},
+        )
+    entry = _load_model(session=session, run=run, cache=cache)
+    return ORJSONResponse(entry.model.to_weights_document())
+
+
+@router.post(
+    "/{run_id}/predict",
+    response_model=PredictResponse,
+    responses={
+        **NOT_FOUND,
+        **NOT_READY,
+        400: {"model": Problem, "description": "Malformed or too deeply nested JSON."},
+        413: {"model": Problem, "description": "Body over ANNLAB_MAX_BODY_BYTES."},
+        422: {
+            "model": Problem,
+            "description": "Wrong feature count, non-finite numbers, or more rows than "
+            "ANNLAB_MAX_PREDICT_ROWS.",
+        },
+    },
+    summary="Predict with the trained model",
+)
+def predict(
+    run_id: RunId,
+    body: PredictRequest,
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    cache: PredictCacheDep,
+) -> Response:
+    if len(body.inputs) > settings.max_predict_rows:
+        raise LimitExceeded(
+            "inputs: "
+            + limit_message(
+                "the number of rows",
+                len(body.inputs),
+                settings.max_predict_rows,
+                "max_predict_rows",
+            )
+        )
+    entry = cache.get(run_id)
+    if entry is None or (user.scope is not None and entry.owner_id != user.scope):
+        run = run_store.get_run(session=session, run_id=run_id, owner_id=user.scope)
+        if run is None:
+            raise NotFound(f"run {run_id!r} not found")
+        entry = _load_model(session=session, run=run, cache=cache)
+    widths = {len(row) for row in body.inputs}
+    if widths != {entry.n_features}:
+        raise Unprocessable(
+            f"inputs: each row must have {entry.n_features} numbers (the model's input width); "
+            f"got rows of {sorted(widths)}"
+        )
+    inputs = np.asarray(body.inputs, dtype=np.float64)
+    outputs, predictions = entry.model.predict(inputs)
+    return ORJSONResponse({"outputs": outputs, "predictions": predictions})

@@ -1,0 +1,62 @@
+"""Settings of the service, read from the environment (prefix ``ANNLAB_``).
+
+Build one with ``Settings()`` (or ``Settings(data_dir=...)`` in tests) and hand it
+to ``create_app``; routes read it through the ``get_settings`` dependency.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_workers() -> int:
+    """One worker per core, leaving one for the API process; at least one."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class Settings(BaseSettings):
+    """Every knob of annlab; each field is the env var ``ANNLAB_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="ANNLAB_", extra="ignore")
+
+    data_dir: Path = Field(Path("./data"), description="Where the SQLite database lives.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite:///<data_dir>/annlab.db."
+    )
+    workers: int = Field(default_factory=default_workers, ge=1, description="Worker processes.")
+    executor: Literal["process", "thread", "none"] = Field(
+        "process",
+        description="process: a pool of worker processes (production); thread: the same "
+        "worker code in threads of the API process (tests); none: no local workers.",
+    )
+    checkpoint_seconds: float = Field(10.0, gt=0, description="Seconds between checkpoints.")
+    max_run_seconds: float = Field(0.0, ge=0, description="Wall-clock limit per run; 0 = none.")
+    auth: bool = Field(False, description="Require API keys (not implemented yet).")
+    predict_cache_size: int = Field(64, ge=1, description="Trained models kept loaded.")
+
+    max_layers: int = Field(32, ge=1)
+    max_units: int = Field(4096, ge=1)
+    max_parameters: int = Field(10_000_000, ge=1)
+    max_epochs: int = Field(1_000_000, ge=1)
+    max_dataset_rows: int = Field(1_000_000, ge=2)
+    max_dataset_bytes: int = Field(50 * 1024 * 1024, ge=1)
+    max_predict_rows: int = Field(10_000, ge=1)
+    max_body_bytes: int = Field(50 * 1024 * 1024, ge=1)
+    max_queued_runs: int = Field(1000, ge=1, description="Queued runs per user.")
+    max_json_depth: int = Field(64, ge=8, description="Deepest JSON nesting accepted.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'annlab.db').resolve()}"
+
+
+def get_settings() -> Settings:
+    """The settings dependency; ``create_app`` overrides it with the app's own settings."""
+    return Settings()

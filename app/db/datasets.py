@@ -1,0 +1,82 @@
+"""Uploaded datasets (built-ins live in ``core.datasets`` and never touch the DB)."""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, undefer
+
+from app.db.tables import DatasetRow, RunRow, utcnow
+from core.data import Dataset, dataset_from_npz_bytes, dataset_to_npz_bytes
+
+ACTIVE_STATUSES = ("queued", "running")
+
+
+def new_dataset_id() -> str:
+    return "ds_" + secrets.token_hex(8)
+
+
+def create_dataset(*, session: Session, owner_id: str, dataset: Dataset) -> DatasetRow:
+    row = DatasetRow(
+        id=new_dataset_id(),
+        owner_id=owner_id,
+        name=dataset.name,
+        task=dataset.task,
+        n_samples=dataset.n_samples,
+        n_features=dataset.n_features,
+        n_outputs=dataset.n_outputs,
+        class_names=list(dataset.class_names) if dataset.class_names is not None else None,
+        feature_names=list(dataset.feature_names),
+        created_at=utcnow(),
+        data=dataset_to_npz_bytes(dataset),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_dataset(*, session: Session, dataset_id: str, owner_id: str | None) -> DatasetRow | None:
+    query = select(DatasetRow).where(DatasetRow.id == dataset_id)
+    if owner_id is not None:
+        query = query.where(DatasetRow.owner_id == owner_id)
+    return session.scalars(query).first()
+
+
+def list_datasets(*, session: Session, owner_id: str | None) -> list[DatasetRow]:
+    query = select(DatasetRow).order_by(DatasetRow.created_at.desc(), DatasetRow.id)
+    if owner_id is not None:
+        query = query.where(DatasetRow.owner_id == owner_id)
+    return list(session.scalars(query))
+
+
+def load_dataset_arrays(*, session: Session, dataset_id: str) -> Dataset | None:
+    row = session.scalars(
+        select(DatasetRow).options(undefer(DatasetRow.data)).where(DatasetRow.id == dataset_id)
+    ).first()
+    if row is None:
+        return None
+    return dataset_from_npz_bytes(
+        row.data,
+        name=row.name,
+        task=row.task,  # type: ignore[arg-type]
+        class_names=row.class_names,
+        feature_names=row.feature_names,
+    )
+
+
+def is_in_use(*, session: Session, dataset_id: str) -> bool:
+    """True while a queued or running run trains on the dataset."""
+    count = session.scalar(
+        select(func.count())
+        .select_from(RunRow)
+        .where(RunRow.dataset_id == dataset_id, RunRow.status.in_(ACTIVE_STATUSES))
+    )
+    return bool(count)
+
+
+def delete_dataset(*, session: Session, dataset_id: str) -> None:
+    row = session.get(DatasetRow, dataset_id)
+    if row is not None:
+        session.delete(row)
+        session.flush()

@@ -1,0 +1,93 @@
+"""The application factory: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from app.api.main import api_router, root_router
+from app.config import Settings, get_settings
+from app.db.engine import make_engine, make_session_factory, transaction
+from app.db.migrate import upgrade_to_head
+from app.db.users import ensure_local_user
+from app.errors import install_error_handlers
+from app.http import BodyLimitMiddleware
+from app.jobs.base import Executor, NoExecutor
+from app.jobs.local import LocalProcessExecutor, ThreadExecutor
+from app.predict_cache import PredictCache
+
+log = logging.getLogger("annlab")
+
+DESCRIPTION = """\
+Train small neural networks (dense layers, NumPy) on built-in or uploaded datasets,
+follow them live, and serve their predictions.
+
+Errors are `{"detail": ...}` with the status saying what kind: 400 malformed,
+404 unknown id, 409 wrong state, 413 body too large, 422 invalid values or over
+a limit (the message names the `ANNLAB_` setting that raises it), 429 too many
+queued runs, 503 not ready.
+"""
+
+
+def make_executor(settings: Settings, factory: object) -> Executor:
+    if settings.executor == "process":
+        return LocalProcessExecutor(settings=settings, factory=factory)  # type: ignore[arg-type]
+    if settings.executor == "thread":
+        return ThreadExecutor(settings=settings, factory=factory)  # type: ignore[arg-type]
+    return NoExecutor()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(_start, app, settings)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(_stop, app)
+
+    app = FastAPI(
+        title="annlab",
+        version="0.1.0",
+        summary="A self-hosted REST service that trains small neural networks with NumPy.",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.dependency_overrides[get_settings] = lambda: settings
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    install_error_handlers(app)
+    app.include_router(root_router)
+    app.include_router(api_router)
+    return app
+
+
+def _start(app: FastAPI, settings: Settings) -> None:
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    upgrade_to_head(engine)
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        ensure_local_user(session=session)
+    app.state.engine = engine
+    app.state.session_factory = factory
+    app.state.predict_cache = PredictCache(settings.predict_cache_size)
+    executor = make_executor(settings, factory)
+    executor.start()
+    app.state.executor = executor
+
+
+def _stop(app: FastAPI) -> None:
+    executor = getattr(app.state, "executor", None)
+    if executor is not None:
+        executor.shutdown(graceful=True)
+    engine = getattr(app.state, "engine", None)
+    if engine is not None:
+        engine.dispose()

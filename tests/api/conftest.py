@@ -1,0 +1,142 @@
+"""Apps built by ``create_app(settings)`` on a temporary data dir, and HTTP helpers."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.main import create_app
+
+API = "/api/v1"
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "executor": "thread",
+        "workers": 1,
+        "checkpoint_seconds": 0.2,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
+    """``make_client(**settings)`` → a started TestClient; all are closed at the end."""
+    clients: list[TestClient] = []
+
+    def make(**overrides: Any) -> TestClient:
+        overrides.setdefault("data_dir", tmp_path / "data")
+        client = TestClient(create_app(make_settings(**overrides)))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in reversed(clients):
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient]) -> TestClient:
+    """An app with one worker thread on SQLite."""
+    return make_client()
+
+
+@pytest.fixture
+def idle_client(make_client: Callable[..., TestClient]) -> TestClient:
+    """An app without workers: submitted runs stay queued."""
+    return make_client(executor="none")
+
+
+# ----------------------------------------------------------------------- specs
+
+
+def iris_spec(**training: Any) -> dict[str, Any]:
+    return {
+        "name": "test iris",
+        "dataset": "iris",
+        "model": {
+            "layers": [{"units": 8, "activation": "relu"}, {"units": 3, "activation": "softmax"}]
+        },
+        "loss": "cross_entropy",
+        "optimizer": {"type": "adam", "learning_rate": 0.01},
+        "training": {"epochs": 20, "batch_size": 16, "seed": 0, **training},
+        "dtype": "float64",
+    }
+
+
+def long_spec(epochs: int = 100_000) -> dict[str, Any]:
+    return {
+        "name": "test long",
+        "dataset": "iris",
+        "model": {
+            "layers": [{"units": 32, "activation": "tanh"}, {"units": 3, "activation": "softmax"}]
+        },
+        "optimizer": {"type": "sgd", "learning_rate": 0.01, "momentum": 0.9},
+        "training": {"epochs": epochs, "batch_size": 1},
+        "dtype": "float64",
+    }
+
+
+# --------------------------------------------------------------------- helpers
+
+
+def submit(client: TestClient, spec: dict[str, Any], **headers: str) -> dict[str, Any]:
+    response = client.post(f"{API}/runs", json=spec, headers=headers)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def get_run(client: TestClient, run_id: str) -> dict[str, Any]:
+    response = client.get(f"{API}/runs/{run_id}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def wait_for(
+    client: TestClient,
+    run_id: str,
+    predicate: Callable[[dict[str, Any]], bool] = lambda run: run["status"] in TERMINAL,
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    run = get_run(client, run_id)
+    while not predicate(run):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out; last seen {json.dumps(run)[:1000]}")
+        time.sleep(0.02)
+        run = get_run(client, run_id)
+    return run
+
+
+def sse_events(client: TestClient, path: str) -> list[tuple[str, Any]]:
+    events: list[tuple[str, Any]] = []
+    with client.stream("GET", path) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        kind, data = "message", []
+        for line in response.iter_lines():
+            if line == "":
+                if data:
+                    events.append((kind, json.loads("\n".join(data))))
+                kind, data = "message", []
+            elif line.startswith(":"):
+                continue
+            else:
+                name, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                if name == "event":
+                    kind = value
+                elif name == "data":
+                    data.append(value)
+    return events
