@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m bench.train`` and ``python -m bench.serve`` (docs/performance.md)."""
