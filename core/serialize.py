@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,6 +95,11 @@ class TrainedModel:
     std: np.ndarray | None = None
     class_names: list[str] | None = None
     _network: Network | None = field(default=None, init=False, repr=False, compare=False)
+    # The network's forward pass writes into workspace buffers it reuses, so a model
+    # shared by concurrent predictions (the service's cache) must run one at a time.
+    _lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
 
     @property
     def n_features(self) -> int:
@@ -121,11 +127,12 @@ class TrainedModel:
         classification, values for regression (floats for one output, lists for
         several)."""
         features = self.prepare(inputs)
-        network = self.network()
-        outputs = np.empty((features.shape[0], network.n_outputs), dtype=network.dtype)
-        for start in range(0, features.shape[0], PREDICT_CHUNK):
-            stop = start + PREDICT_CHUNK
-            outputs[start:stop] = network.forward(features[start:stop])
+        with self._lock:
+            network = self.network()
+            outputs = np.empty((features.shape[0], network.n_outputs), dtype=network.dtype)
+            for start in range(0, features.shape[0], PREDICT_CHUNK):
+                stop = start + PREDICT_CHUNK
+                outputs[start:stop] = network.forward(features[start:stop])
         if self.task == "classification":
             names = self.class_names or []
             classes = predict_classes(outputs, network.output_activation)

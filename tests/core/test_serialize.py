@@ -131,3 +131,20 @@ def test_garbage_and_mismatched_files_are_checkpoint_errors(iris_model):
     np.savez(buffer, **arrays)
     with pytest.raises(CheckpointError):
         TrainedModel.from_npz_bytes(buffer.getvalue())
+
+
+def test_concurrent_predictions_on_one_model_never_mix_outputs(iris_model):
+    """The forward pass reuses workspace buffers: a shared model must not race."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(0)
+    # Equal sizes share one workspace: the case where a race would show.
+    batches = [rng.normal(size=(2048, 4)) * 2 + 4 for _ in range(32)]
+    expected = [
+        TrainedModel.from_npz_bytes(iris_model.to_npz_bytes()).predict(b)[0] for b in batches
+    ]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(5):
+            got = list(pool.map(lambda batch: iris_model.predict(batch)[0], batches))
+            for want, have in zip(expected, got, strict=True):
+                np.testing.assert_array_equal(have, want)
