@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from app.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 cli = typer.Typer(help="annlab: train small neural networks over HTTP.", no_args_is_help=True)
 
@@ -53,6 +59,127 @@ def serve(
         timeout_graceful_shutdown=3,
         log_level="info",
     )
+
+
+# ------------------------------------------------------------------------ users
+
+users_cli = typer.Typer(
+    help="Users and their API keys (needed when the server runs with ANNLAB_AUTH=on).",
+    no_args_is_help=True,
+)
+cli.add_typer(users_cli, name="users")
+
+DataDirOption = Annotated[
+    Path | None, typer.Option(help="Data directory (default ANNLAB_DATA_DIR or ./data).")
+]
+
+
+@contextmanager
+def _database(data_dir: Path | None) -> Iterator[Session]:
+    """A session on the server's database (same settings), migrated to the latest
+    revision first; committed at the end of the block."""
+    from app.db.engine import make_engine, make_session_factory, transaction
+    from app.db.migrate import upgrade_to_head
+
+    settings = Settings(data_dir=data_dir) if data_dir is not None else Settings()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        upgrade_to_head(engine)
+        with transaction(make_session_factory(engine)) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=1)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment is not None else "-"
+
+
+@users_cli.command("create")
+def create_user(
+    name: Annotated[str, typer.Argument(help="The user's name (unique; letters, digits, ._@+-).")],
+    admin: Annotated[
+        bool, typer.Option("--admin", help="Sees and manages every user's data.")
+    ] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Create a user and print their API key (shown this once).
+
+    Only a hash of the key is stored: a lost key cannot be recovered; revoke the
+    user and create another. The key goes to stdout alone, the message to stderr,
+    so `KEY=$(annlab users create alice)` works."""
+    from sqlalchemy.exc import IntegrityError
+
+    from app.db.users import UserError
+    from app.db.users import create_user as store_user
+
+    try:
+        with _database(data_dir) as session:
+            created = store_user(session=session, name=name, is_admin=admin)
+    except UserError as exc:
+        _fail(str(exc))
+    except IntegrityError:  # created by someone else between our check and our insert
+        _fail(f"a user named {name!r} already exists")
+    role = "admin" if admin else "user"
+    typer.echo(
+        f"created {role} {name!r}; their API key is below. It is shown only now: "
+        "store it safely and send it as `Authorization: Bearer KEY`.",
+        err=True,
+    )
+    typer.echo(created.key)
+
+
+@users_cli.command("list")
+def list_users(data_dir: DataDirOption = None) -> None:
+    """Every user: name, admin, created, revoked (never keys: only their hashes are stored)."""
+    from app.db.users import list_users as stored_users
+
+    with _database(data_dir) as session:
+        rows = [
+            (
+                user.name,
+                "yes" if user.is_admin else "no",
+                _when(user.created_at),
+                _when(user.revoked_at),
+            )
+            for user in stored_users(session=session)
+        ]
+    if not rows:
+        typer.echo("no users yet: annlab users create NAME [--admin]", err=True)
+        return
+    header = ("NAME", "ADMIN", "CREATED", "REVOKED")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        typer.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+@users_cli.command("revoke")
+def revoke_user(
+    name: Annotated[str, typer.Argument(help="The user whose key stops working.")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Revoke a user's key: their next request is a 401.
+
+    Their datasets and runs stay (admins still see them); the name stays taken."""
+    from app.db.users import UserError
+    from app.db.users import revoke_user as store_revoke
+
+    try:
+        with _database(data_dir) as session:
+            user, revoked_now = store_revoke(session=session, name=name)
+    except UserError as exc:
+        _fail(str(exc))
+    if revoked_now:
+        typer.echo(f"revoked {name!r}: their key no longer works")
+    else:
+        typer.echo(f"{name!r} was already revoked on {_when(user.revoked_at)}")
 
 
 def main() -> None:

@@ -6,14 +6,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from app.config import Settings, get_settings
 from app.db import runs as run_store
+from app.db import users as user_store
+from app.db.engine import transaction
 from app.db.tables import RunRow
 from app.db.users import LOCAL_USER_ID
-from app.errors import NotFound
+from app.errors import NotFound, Unauthorized
 from app.jobs.base import Executor
 from app.predict_cache import PredictCache
 
@@ -55,13 +58,49 @@ class Caller:
         return None if self.is_admin else self.id
 
 
-def get_current_user(settings: SettingsDep) -> Caller:
-    """With auth off (the default), every request is the local admin."""
-    # ANNLAB_AUTH=on: API keys come with the auth feature; until then, the local admin.
-    return Caller(id=LOCAL_USER_ID, name="local", is_admin=True)
+LOCAL_ADMIN = Caller(id=LOCAL_USER_ID, name="local", is_admin=True)
+
+#: Only documents the scheme in OpenAPI (when auth is on); ``get_current_user`` checks.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    description="An API key from `annlab users create NAME`, sent as `Authorization: Bearer KEY`.",
+)
+
+
+def _unauthorized(message: str, *, error: str | None = None) -> Unauthorized:
+    challenge = "Bearer" if error is None else f'Bearer error="{error}"'
+    return Unauthorized(message, headers={"WWW-Authenticate": challenge})
+
+
+def get_current_user(request: Request, settings: SettingsDep) -> Caller:
+    """The caller. With auth off (the default) every request is the local admin; with
+    ``ANNLAB_AUTH=on`` the ``Authorization: Bearer KEY`` of an active user, else 401.
+
+    The key is looked up in a short transaction of its own: on SQLite every
+    transaction holds the write lock, so the route's session must not start here
+    (an event stream, for one, opens other sessions while the route runs)."""
+    if not settings.auth:
+        return LOCAL_ADMIN
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise _unauthorized("an API key is required: send the header `Authorization: Bearer KEY`")
+    with transaction(request.app.state.session_factory) as session:
+        user = user_store.authenticate(session=session, key=key)
+    if user is None:
+        raise _unauthorized("unknown or revoked API key", error="invalid_token")
+    return Caller(id=user.id, name=user.name, is_admin=user.is_admin)
 
 
 CurrentUser = Annotated[Caller, Depends(get_current_user)]
+
+
+def require_user(
+    user: CurrentUser,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+) -> None:
+    """The router-wide dependency of ``/api/v1`` when auth is on (also puts the
+    HTTPBearer scheme in OpenAPI); routes that need the caller declare ``CurrentUser``."""
 
 
 def get_executor(request: Request) -> Executor:

@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from app.api.main import api_router, root_router
@@ -14,22 +14,36 @@ from app.config import Settings, get_settings
 from app.db.engine import make_engine, make_session_factory, transaction
 from app.db.migrate import upgrade_to_head
 from app.db.users import ensure_local_user
+from app.deps import require_user
 from app.errors import install_error_handlers
 from app.http import BodyLimitMiddleware
 from app.jobs.base import Executor, NoExecutor
 from app.jobs.local import LocalProcessExecutor, ThreadExecutor
 from app.predict_cache import PredictCache
+from app.schemas import Problem
 
 log = logging.getLogger("annlab")
+
+UNAUTHORIZED = (
+    "No `Authorization: Bearer KEY` header, or an unknown or revoked key "
+    "(answered with `WWW-Authenticate: Bearer`)."
+)
 
 DESCRIPTION = """\
 Train small neural networks (dense layers, NumPy) on built-in or uploaded datasets,
 follow them live, and serve their predictions.
 
 Errors are `{"detail": ...}` with the status saying what kind: 400 malformed,
-404 unknown id, 409 wrong state, 413 body too large, 422 invalid values or over
-a limit (the message names the `ANNLAB_` setting that raises it), 429 too many
-queued runs, 503 not ready.
+401 no valid API key (only when the server runs with `ANNLAB_AUTH=on`), 403 a
+built-in dataset cannot be deleted, 404 unknown id (also another user's data),
+409 wrong state, 413 body too large, 422 invalid values or over a limit (the
+message names the `ANNLAB_` setting that raises it), 429 too many queued runs,
+503 not ready.
+
+With `ANNLAB_AUTH=on` every `/api/v1` call needs `Authorization: Bearer KEY`
+(a key from `annlab users create NAME`). Datasets and runs belong to the user
+who created them: other users get 404 for them and do not see them in lists;
+admins see and manage everything; the built-in datasets are everyone's.
 """
 
 
@@ -64,7 +78,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(root_router)
-    app.include_router(api_router)
+    if settings.auth:
+        app.include_router(
+            api_router,
+            dependencies=[Depends(require_user)],
+            responses={401: {"model": Problem, "description": UNAUTHORIZED}},
+        )
+    else:
+        app.include_router(api_router)
     return app
 
 

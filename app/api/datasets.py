@@ -227,7 +227,18 @@ async def _from_form(request: Request, settings: Any) -> Dataset:
     _check_rows(content.count(b"\n") - 1, settings)
     default_name = (upload.filename or "upload.csv").rsplit("/", 1)[-1].removesuffix(".csv")
     dataset_name = name if isinstance(name, str) and name.strip() else default_name
-    return dataset_from_csv(content=content, target=str(target), task=task, name=dataset_name[:200])
+    try:
+        return dataset_from_csv(
+            content=content, target=str(target), task=task, name=dataset_name[:200]
+        )
+    except DatasetError as exc:
+        # A problem inside the CSV ("line 3, column 'x'") is in the `file` part of the form.
+        if exc.field not in _FORM_FIELDS:
+            raise DatasetError(exc.message, field="file") from None
+        raise
+
+
+_FORM_FIELDS = ("file", "target", "task", "name")
 
 
 @router.delete(

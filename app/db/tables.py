@@ -63,7 +63,10 @@ class User(Base):
     __tablename__ = "users"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    #: The first characters of the key: not secret, only narrows the lookup.
+    key_prefix: Mapped[str | None] = mapped_column(String(20), index=True)
+    #: SHA-256 (hex) of the whole key; the key itself is never stored.
     key_hash: Mapped[str | None] = mapped_column(String(200), unique=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -152,6 +152,39 @@ def test_non_finite_features_are_422(idle_client: TestClient, token: bytes) -> N
     assert response.status_code == 422, response.text
 
 
+LOCATED = {
+    "ragged row": ({"features": [[0, 0], [0], [1, 0], [1, 1]]}, ["body", "features", 1]),
+    "empty class name": ({"targets": ["no", "", "no", "yes"]}, ["body", "targets"]),
+}
+
+
+@pytest.mark.parametrize("case", list(LOCATED))
+def test_an_upload_error_gives_loc_as_a_list_of_parts(idle_client: TestClient, case: str) -> None:
+    overrides, loc = LOCATED[case]
+    response = upload(idle_client, **overrides)
+    assert response.status_code == 422, response.text
+    assert [error["loc"] for error in response.json()["detail"]] == [loc]
+
+
+def test_a_non_finite_cell_is_located_by_row_and_column(idle_client: TestClient) -> None:
+    body = b'{"name": "n", "task": "regression", "features": [[1, 2], [3, NaN]], "targets": [1, 2]}'
+    response = idle_client.post(
+        f"{API}/datasets", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert [error["loc"] for error in response.json()["detail"]] == [["body", "features", 1, 1]]
+
+
+def test_a_csv_error_is_located_in_the_file_part(idle_client: TestClient) -> None:
+    response = idle_client.post(
+        f"{API}/datasets",
+        files={"file": ("bad.csv", b"x,y\n1,a\n2,b.c\n3,\n")},
+        data={"target": "y", "task": "classification"},
+    )
+    assert response.status_code == 422, response.text
+    assert [error["loc"] for error in response.json()["detail"]] == [["body", "file"]]
+
+
 def test_a_csv_with_a_non_finite_cell_is_422(idle_client: TestClient) -> None:
     csv = b"x,y\n1,2\nnan,4\n3,6\n"
     response = idle_client.post(
