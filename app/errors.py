@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import orjson
@@ -26,6 +27,12 @@ class AppError(Exception):
 
 class BadRequest(AppError):
     status_code = 400
+
+
+class Unauthorized(AppError):
+    """No API key, or one that is unknown or revoked; answered with ``WWW-Authenticate``."""
+
+    status_code = 401
 
 
 class Forbidden(AppError):
@@ -70,8 +77,12 @@ def limit_message(what: str, value: int | float, limit: int | float, setting: st
     return f"{what} is {value}, over the limit of {limit} (raise it with ANNLAB_{setting.upper()})"
 
 
+_LOC_PART = re.compile(r"[^.\[\]]+")
+
+
 def _loc(field: str) -> list[str | int]:
-    return ["body", *(int(part) if part.isdigit() else part for part in field.split(".") if part)]
+    """``"features[1][0]"`` or ``"model.layers.1.units"`` → ``["body", "features", 1, 0]``, ..."""
+    return ["body", *(int(part) if part.isdigit() else part for part in _LOC_PART.findall(field))]
 
 
 async def app_error_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -93,10 +104,16 @@ async def dataset_error_handler(request: Request, exc: Exception) -> JSONRespons
 
 
 async def request_validation_handler(request: Request, exc: Exception) -> Response:
-    """FastAPI's 422 list, rendered so that any input (NaN, huge integers) is valid JSON."""
+    """FastAPI's 422 list, rendered so that any input (NaN, huge integers) is valid JSON.
+
+    A body that is not JSON at all is malformed, not invalid: API.md answers it 400
+    (FastAPI would say 422), in the same list shape so clients parse one format.
+    """
     assert isinstance(exc, RequestValidationError)
-    body = orjson.dumps({"detail": json_safe(exc.errors())})
-    return Response(body, status_code=422, media_type="application/json")
+    errors = exc.errors()
+    malformed = any(error.get("type") == "json_invalid" for error in errors)
+    body = orjson.dumps({"detail": json_safe(errors)})
+    return Response(body, status_code=400 if malformed else 422, media_type="application/json")
 
 
 def json_safe(value: Any) -> Any:

@@ -80,7 +80,6 @@ BAD_SPECS = {
         },
         ["softmax"],
     ),
-    "unknown dataset": (with_changes("dataset", "no-such-set"), ["dataset", "no-such-set"]),
     "initial weights with the wrong row count": (
         with_changes(
             "initial_weights",
@@ -124,6 +123,13 @@ def test_a_bad_spec_is_422_naming_the_problem_and_queues_nothing(
     assert idle_client.get(f"{API}/runs").json()["total"] == 0
 
 
+def test_a_spec_naming_an_unknown_dataset_is_404_naming_it(idle_client: TestClient) -> None:
+    response = idle_client.post(f"{API}/runs", json=with_changes("dataset", "no-such-set"))
+    assert response.status_code == 404, response.text
+    assert "no-such-set" in response.json()["detail"]
+    assert idle_client.get(f"{API}/runs").json()["total"] == 0
+
+
 LIMITS = {
     "layers": ({"max_layers": 1}, with_changes("training.epochs", 1), "ANNLAB_MAX_LAYERS"),
     "units": ({"max_units": 4}, iris_spec(), "ANNLAB_MAX_UNITS"),
@@ -153,11 +159,16 @@ def test_too_many_queued_runs_is_429_with_retry_after(make_client: Any) -> None:
 # ------------------------------------------------------------------ malformed bodies
 
 
-def test_malformed_json_is_a_client_error(idle_client: TestClient) -> None:
+@pytest.mark.parametrize(
+    "path", [f"{API}/runs", f"{API}/datasets", f"{API}/optimizers/trajectories"]
+)
+def test_malformed_json_is_400_not_422(idle_client: TestClient, path: str) -> None:
+    """API.md: 400 for a malformed body, 422 for invalid values."""
     response = idle_client.post(
-        f"{API}/runs", content=b'{"dataset": ', headers={"content-type": "application/json"}
+        path, content=b'{"dataset": ', headers={"content-type": "application/json"}
     )
-    assert response.status_code in (400, 422), response.text
+    assert response.status_code == 400, response.text
+    assert "JSON" in response.text
 
 
 @pytest.mark.parametrize("depth", [100, 990, 5000, 100_000])
