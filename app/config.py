@@ -36,7 +36,16 @@ class Settings(BaseSettings):
     )
     checkpoint_seconds: float = Field(10.0, gt=0, description="Seconds between checkpoints.")
     max_run_seconds: float = Field(0.0, ge=0, description="Wall-clock limit per run; 0 = none.")
-    auth: bool = Field(False, description="Require API keys (not implemented yet).")
+    max_running_runs_per_user: int | None = Field(
+        None,
+        ge=0,
+        description="Runs of one user trained at the same time; 0 = no limit. Default: "
+        "workers - 1 (at least 1) with auth on, so one user's backlog always leaves a worker "
+        "for the others; no limit with auth off (every run belongs to the one local user).",
+    )
+    auth: bool = Field(
+        False, description="Require an API key (`Authorization: Bearer KEY`) on /api/v1."
+    )
     predict_cache_size: int = Field(64, ge=1, description="Trained models kept loaded.")
 
     max_layers: int = Field(32, ge=1)
@@ -49,6 +58,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(50 * 1024 * 1024, ge=1)
     max_queued_runs: int = Field(1000, ge=1, description="Queued runs per user.")
     max_json_depth: int = Field(64, ge=8, description="Deepest JSON nesting accepted.")
+
+    @property
+    def resolved_max_running_runs_per_user(self) -> int:
+        """The per-user limit on running runs (0 = none), defaults applied."""
+        if self.max_running_runs_per_user is not None:
+            return self.max_running_runs_per_user
+        return max(1, self.workers - 1) if self.auth else 0
 
     @property
     def resolved_database_url(self) -> str:

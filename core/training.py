@@ -42,11 +42,21 @@ min_delta = 0 when early stopping is off). With ``restore_best`` the run ends
 diverged run keeps its current weights.
 
 ``should_stop`` is polled after the first batch and then whenever ≥ 50 ms passed
-since the last poll (checked after every batch with ``time.monotonic``).
+since the last poll (checked after every batch with ``time.monotonic``). A truthy
+answer cancels the run (``stop_reason="cancelled"``, the current weights), except
+the string ``"pause"`` (``PAUSE``): training then returns at once with
+``stop_reason="paused"`` and ``TrainResult.checkpoint`` holding the exact current
+state, taken between two mini-batches (the caller stores it and resumes later).
+
 ``on_checkpoint`` is called at epoch boundaries (not after the last epoch): every
 epoch when ``checkpoint_seconds`` is None or 0, else when that many seconds passed
-since the last one. Resuming from a checkpoint gives the same bits as a run that
-was never interrupted.
+since the last one — and then also between two mini-batches of an epoch, so that
+an epoch longer than ``checkpoint_seconds`` is still checkpointed. A checkpoint
+taken inside epoch e + 1 has ``epoch`` = e (the epochs finished), ``batch`` = the
+number of mini-batches of epoch e + 1 already applied (0 at an epoch boundary),
+``order`` = that epoch's permutation (None without shuffle) and the RNG state
+*after* that permutation was drawn. Resuming from any checkpoint gives the same
+bits as a run that was never interrupted.
 """
 
 from __future__ import annotations
@@ -62,20 +72,26 @@ from typing import Literal
 import numpy as np
 
 from core.data import Dataset
-from core.errors import CheckpointError
+from core.errors import CheckpointError, DatasetError
 from core.network import Network, encode_targets, predict_classes
 from core.optimizers import add_penalty_gradient, make_optimizer
 from core.schedules import learning_rate
 from core.serialize import TrainedModel, load_npz, read_text, save_npz, text_array
 from core.specs import RunSpec, validation_size
 
-StopReason = Literal["completed", "early_stopping", "cancelled", "diverged"]
+StopReason = Literal["completed", "early_stopping", "cancelled", "diverged", "paused"]
+
+#: What ``should_stop`` returns to pause (checkpoint and return) rather than cancel.
+PAUSE = "pause"
 
 #: Seconds between two polls of ``should_stop``.
 POLL_SECONDS = 0.05
 #: Rows per forward pass when the metrics are computed (at least the batch size).
 EVAL_CHUNK = 1024
-CHECKPOINT_FORMAT = "annlab.checkpoint/1"
+CHECKPOINT_FORMAT = "annlab.checkpoint/2"
+#: Older formats still read: /1 had no mid-epoch position (always an epoch boundary).
+#: A reader that only knows /1 refuses /2 instead of misreading a mid-epoch checkpoint.
+READABLE_FORMATS = ("annlab.checkpoint/1", CHECKPOINT_FORMAT)
 #: A run whose largest per-step matrix product (batch × n_in × units) has fewer
 #: multiply-adds than this runs BLAS on one thread: for such sizes a second
 #: thread costs more in synchronisation than it saves (about 7% slower for a
@@ -116,11 +132,18 @@ class TrainResult:
     best_epoch: int | None
     history: list[EpochMetrics]
     error: str | None = None
+    #: With ``stop_reason="paused"``: the state to resume from.
+    checkpoint: Checkpoint | None = None
 
 
 @dataclass
 class Checkpoint:
-    """The full state of a run at the end of epoch ``epoch``."""
+    """The full state of a run after ``epoch`` epochs and ``batch`` mini-batches of the next.
+
+    ``batch`` is 0 at an epoch boundary; inside an epoch, ``order`` is that epoch's
+    permutation of the training rows (None without shuffle) and ``rng_state`` the
+    generator's state after it was drawn.
+    """
 
     spec_json: str
     epoch: int
@@ -137,6 +160,8 @@ class Checkpoint:
     wait: int
     best_params: np.ndarray | None
     history: list[EpochMetrics] = field(default_factory=list)
+    batch: int = 0
+    order: np.ndarray | None = None
 
     def to_bytes(self) -> bytes:
         """An ``.npz`` without pickle (RNG state and scalars as JSON text)."""
@@ -147,6 +172,7 @@ class Checkpoint:
             "best_epoch": self.best_epoch,
             "wait": self.wait,
             "history": [metrics.as_dict() for metrics in self.history],
+            "batch": self.batch,
         }
         arrays = {
             "format": text_array(CHECKPOINT_FORMAT),
@@ -163,13 +189,15 @@ class Checkpoint:
             arrays["mean"], arrays["std"] = self.mean, self.std
         if self.best_params is not None:
             arrays["best_params"] = self.best_params
+        if self.order is not None:
+            arrays["order"] = self.order
         return save_npz(arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Checkpoint:
         """Read :meth:`to_bytes` (``allow_pickle=False``)."""
         arrays = load_npz(data)
-        if read_text(arrays, "format") != CHECKPOINT_FORMAT:
+        if read_text(arrays, "format") not in READABLE_FORMATS:
             raise CheckpointError("not an annlab checkpoint")
         try:
             meta = json.loads(read_text(arrays, "meta"))
@@ -194,6 +222,8 @@ class Checkpoint:
                 wait=int(meta["wait"]),
                 best_params=arrays.get("best_params"),
                 history=[EpochMetrics(**metrics) for metrics in meta["history"]],
+                batch=int(meta.get("batch", 0)),
+                order=arrays.get("order"),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise CheckpointError(f"incomplete checkpoint: {error}") from None
@@ -234,9 +264,22 @@ def split_indices(
 
 
 def standardization(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and standard deviation (ddof 0; 0 → 1), float64."""
-    mean = features.mean(axis=0)
-    std = features.std(axis=0)
+    """Per-feature mean and standard deviation (ddof 0; 0 → 1), float64.
+
+    A column whose sum or squares overflow (|x| near 1e154 and beyond) is computed
+    again divided by its largest |x| and scaled back: the same numbers up to rounding,
+    finite instead of inf/NaN. Other columns are untouched (same bits as always).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = features.mean(axis=0)
+        std = features.std(axis=0)
+    overflowed = ~(np.isfinite(mean) & np.isfinite(std))
+    if overflowed.any():
+        columns = features[:, overflowed]
+        scale = np.abs(columns).max(axis=0)
+        scaled = columns / scale
+        mean[overflowed] = scaled.mean(axis=0) * scale
+        std[overflowed] = scaled.std(axis=0) * scale
     std[std == 0] = 1.0
     return mean, std
 
@@ -285,7 +328,7 @@ def train(
     data: Dataset,
     *,
     on_epoch: Callable[[EpochMetrics], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    should_stop: Callable[[], bool | str] | None = None,
     on_checkpoint: Callable[[Checkpoint], None] | None = None,
     checkpoint_seconds: float | None = None,
     resume_from: Checkpoint | None = None,
@@ -337,9 +380,22 @@ def train(
         history = list(checkpoint.history)
 
     features = data.features
-    if mean is not None and std is not None:
-        features = (features - mean) / std
-    features = np.ascontiguousarray(features, dtype=dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if mean is not None and std is not None:
+            features = (features - mean) / std
+        features = np.ascontiguousarray(features, dtype=dtype)
+    if not np.isfinite(features).all():
+        row, column = (int(i) for i in np.argwhere(~np.isfinite(features))[0])
+        value = f"features[{row}][{column}] = {data.features[row, column]:g}"
+        if mean is not None and not np.isfinite(data.features[row, column] - mean[column]):
+            raise DatasetError(
+                f"{value} cannot be standardised: its distance to the feature's mean "
+                f"({mean[column]:g}) overflows float64; rescale the feature"
+            )
+        raise DatasetError(
+            f"{value} is out of range for {dtype.name} (largest finite ≈ "
+            f"{np.finfo(dtype).max:.1e}): use dtype float64, standardize, or rescale the feature"
+        )
     targets = encode_targets(
         data.targets,
         task=data.task,
@@ -372,30 +428,88 @@ def train(
 
     stop_reason: StopReason = "completed"
     error: str | None = None
+    paused: Checkpoint | None = None
     epochs_run = start_epoch
     next_poll = 0.0  # poll after the first batch
     last_checkpoint = time.monotonic()
+    resume_batch = resume_from.batch if resume_from is not None else 0
+    resume_order = resume_from.order if resume_from is not None else None
+    if resume_batch:
+        n_batches = -(-n_train // batch_size)
+        if not 0 < resume_batch <= n_batches or (
+            (resume_order is not None) != training.shuffle
+            or (resume_order is not None and resume_order.shape != (n_train,))
+        ):
+            raise CheckpointError("the checkpoint's position in the epoch does not fit the run")
+    # Between two mini-batches only when checkpoints are spaced in time (an epoch
+    # boundary comes soon enough when they are taken every epoch).
+    mid_epoch = on_checkpoint is not None and bool(checkpoint_seconds)
+    timed = should_stop is not None or mid_epoch
+
+    def snapshot(epochs_done: int, batch: int, order: np.ndarray | None) -> Checkpoint:
+        return Checkpoint(
+            spec_json=spec_json,
+            epoch=epochs_done,
+            step=optimizer.t,
+            params=params.copy(),
+            optimizer_state=optimizer.state_dict(),
+            rng_state=rng.bit_generator.state,
+            train_index=train_index,
+            val_index=val_index,
+            mean=mean,
+            std=std,
+            best_loss=best_loss,
+            best_epoch=best_epoch,
+            wait=wait,
+            best_params=None if best_params is None else best_params.copy(),
+            history=list(history),
+            batch=batch,
+            order=None if order is None else order.copy(),
+        )
 
     with np.errstate(all="ignore"), _blas_limit(blas_threads(network, batch_size)):
         for epoch in range(start_epoch + 1, training.epochs + 1):
-            if training.shuffle:
+            first_batch = 0
+            order: np.ndarray | None = None
+            if resume_batch and epoch == start_epoch + 1:
+                # the RNG state already follows this epoch's permutation: do not draw it again
+                first_batch, order = resume_batch, resume_order
+            elif training.shuffle:
                 order = rng.permutation(n_train)
+            if order is not None:
                 np.take(train_part.features, order, axis=0, out=epoch_features, mode="clip")
                 np.take(train_part.targets, order, axis=0, out=epoch_targets, mode="clip")
-            cancelled = False
-            for start in range(0, n_train, batch_size):
+            halt: str | None = None
+            batch = first_batch  # mini-batches of this epoch applied so far
+            for start in range(first_batch * batch_size, n_train, batch_size):
                 stop = start + batch_size
                 network.gradient(epoch_features[start:stop], epoch_targets[start:stop])
                 if l1 or l2:
                     add_penalty_gradient(params, grads, l1, l2, mask)
                 optimizer.step(params, grads, learning_rate(schedule, base_rate, optimizer.t))
-                if should_stop is not None and time.monotonic() >= next_poll:
-                    if should_stop():
-                        cancelled = True
+                batch += 1
+                if not timed:
+                    continue
+                now = time.monotonic()
+                if should_stop is not None and now >= next_poll:
+                    answer = should_stop()
+                    if answer:
+                        halt = (
+                            "paused" if isinstance(answer, str) and answer == PAUSE else "cancelled"
+                        )
                         break
                     next_poll = time.monotonic() + POLL_SECONDS
-            if cancelled:
+                if (
+                    mid_epoch and stop < n_train and now - last_checkpoint >= checkpoint_seconds  # type: ignore[operator]
+                ):
+                    on_checkpoint(snapshot(epoch - 1, batch, order))  # type: ignore[misc]
+                    last_checkpoint = time.monotonic()
+            if halt == "cancelled":
                 stop_reason = "cancelled"
+                break
+            if halt == "paused":
+                stop_reason = "paused"
+                paused = snapshot(epoch - 1, batch, order)
                 break
             epochs_run = epoch
 
@@ -444,25 +558,7 @@ def train(
                     or time.monotonic() - last_checkpoint >= checkpoint_seconds
                 )
             ):
-                on_checkpoint(
-                    Checkpoint(
-                        spec_json=spec_json,
-                        epoch=epoch,
-                        step=optimizer.t,
-                        params=params.copy(),
-                        optimizer_state=optimizer.state_dict(),
-                        rng_state=rng.bit_generator.state,
-                        train_index=train_index,
-                        val_index=val_index,
-                        mean=mean,
-                        std=std,
-                        best_loss=best_loss,
-                        best_epoch=best_epoch,
-                        wait=wait,
-                        best_params=None if best_params is None else best_params.copy(),
-                        history=list(history),
-                    )
-                )
+                on_checkpoint(snapshot(epoch, 0, None))
                 last_checkpoint = time.monotonic()
 
     if (
@@ -489,4 +585,5 @@ def train(
         best_epoch=best_epoch,
         history=history,
         error=error,
+        checkpoint=paused,
     )

@@ -42,7 +42,6 @@ from app.schemas import (
     WeightsDocument,
 )
 from core.datasets import BUILTIN_DATASETS
-from core.errors import SpecError
 from core.specs import DataShape, RunSpec, check_against_dataset
 
 router = APIRouter(prefix="/runs", tags=["runs"], route_class=GuardedRoute)
@@ -139,10 +138,8 @@ def dataset_shape(*, session: Any, dataset_id: str, owner_id: str | None) -> Dat
     if dataset_id in BUILTIN_DATASETS:
         return BUILTIN_DATASETS[dataset_id].shape()
     row = get_dataset(session=session, dataset_id=dataset_id, owner_id=owner_id)
-    if row is None:
-        raise SpecError(
-            "dataset", f"unknown dataset {dataset_id!r} (GET /api/v1/datasets lists them)"
-        )
+    if row is None:  # unknown, or another user's: the same answer, so nothing leaks
+        raise NotFound(f"dataset {dataset_id!r} not found (GET /api/v1/datasets lists yours)")
     return DataShape(
         task=row.task,  # type: ignore[arg-type]
         n_features=row.n_features,
@@ -187,6 +184,7 @@ def in_flight(request: Request) -> _InFlight:
             "description": "Replay: the run first created with this Idempotency-Key.",
         },
         400: {"model": Problem, "description": "Malformed or too deeply nested JSON."},
+        404: {"model": Problem, "description": "No dataset with the spec's `dataset` id."},
         409: {"model": Problem, "description": "The same Idempotency-Key is still being handled."},
         413: {"model": Problem, "description": "Body over ANNLAB_MAX_BODY_BYTES."},
         422: {
@@ -325,7 +323,8 @@ def get_metrics(run: ValidRun, session: SessionDep) -> MetricsOut:
         200: {
             "description": "`event: progress` (data `{epoch, epochs, metrics}`) per recorded "
             "epoch, `event: status` (data `{status, stop_reason, error}`) on each status "
-            "change starting with the current one; the stream ends after a final status.",
+            "change starting with the current one; the stream ends after a final status "
+            "(or without one if the run is deleted meanwhile).",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
     },
@@ -362,8 +361,7 @@ async def run_events(run_id: RunId, request: Request, user: CurrentUser) -> Even
         last_epoch, last_status = 0, None
         while True:
             current = await run_in_threadpool(snapshot, last_epoch)
-            if current is None:  # deleted while watched
-                yield {"event": "status", "data": json.dumps({"status": "deleted"})}
+            if current is None:  # deleted while watched: no status to report, just end
                 return
             state, metrics = current
             for epoch, values in metrics:
@@ -545,4 +543,10 @@ def predict(
         )
     inputs = np.asarray(body.inputs, dtype=np.float64)
     outputs, predictions = entry.model.predict(inputs)
+    if not np.isfinite(outputs).all():  # JSON has no NaN/Inf: never answer null for them
+        row = int(np.argwhere(~np.isfinite(outputs))[0][0])
+        raise Unprocessable(
+            f"inputs[{row}]: the model's outputs are not finite for this row (the inputs are "
+            f"too large for {entry.model.spec.dtype}: the computation overflows)"
+        )
     return ORJSONResponse({"outputs": outputs, "predictions": predictions})

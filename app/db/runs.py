@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from app.db.tables import CheckpointRow, MetricRow, RunRow, WeightsRow, utcnow
+from app.db.tables import CheckpointRow, MetricRow, RunRow, User, WeightsRow, utcnow
 
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 METRIC_NAMES = ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "learning_rate")
@@ -173,21 +173,45 @@ def get_weights(*, session: Session, run_id: str) -> bytes | None:
 # -------------------------------------------------------------------- worker side
 
 
-def claim_next(*, session: Session, worker_id: str) -> str | None:
-    """Take the oldest queued run for ``worker_id``; None when the queue is empty.
+def claim_next(*, session: Session, worker_id: str, max_running_per_user: int = 0) -> str | None:
+    """Take the oldest eligible queued run for ``worker_id``; None when there is none.
+
+    Eligible: its owner has fewer than ``max_running_per_user`` runs running
+    (0 = no limit), so that one user's backlog cannot hold every worker while
+    other users wait (``ANNLAB_MAX_RUNNING_RUNS_PER_USER``).
 
     The conditional UPDATE (… WHERE status = 'queued') makes the claim atomic
     across processes and machines: of two workers racing for a run, one updates
-    a row and the other updates none and tries the next candidate.
+    a row and the other updates none and tries the next candidate. The per-user
+    limit holds under races too: on PostgreSQL the owner's ``users`` row is
+    locked (``FOR NO KEY UPDATE``, which does not block inserting runs that
+    reference it) before its running runs are counted, so two claims for one
+    user are serialised; SQLite transactions start with ``BEGIN IMMEDIATE`` and
+    are serialised already.
     """
-    candidates = session.scalars(
-        select(RunRow.id)
-        .where(RunRow.status == "queued")
-        .order_by(RunRow.created_at, RunRow.id)
-        .limit(5)
-    ).all()
+    query = select(RunRow.id, RunRow.owner_id).where(RunRow.status == "queued")
+    if max_running_per_user > 0:
+        saturated = (
+            select(RunRow.owner_id)
+            .where(RunRow.status == "running")
+            .group_by(RunRow.owner_id)
+            .having(func.count() >= max_running_per_user)
+        )
+        query = query.where(RunRow.owner_id.not_in(saturated))
+    candidates = session.execute(query.order_by(RunRow.created_at, RunRow.id).limit(5)).all()
     now = utcnow()
-    for run_id in candidates:
+    for run_id, owner_id in candidates:
+        if max_running_per_user > 0:
+            session.execute(
+                select(User.id).where(User.id == owner_id).with_for_update(key_share=True)
+            )
+            running = session.scalar(
+                select(func.count())
+                .select_from(RunRow)
+                .where(RunRow.owner_id == owner_id, RunRow.status == "running")
+            )
+            if (running or 0) >= max_running_per_user:
+                continue
         result = session.execute(
             update(RunRow)
             .where(RunRow.id == run_id, RunRow.status == "queued")
@@ -335,7 +359,10 @@ def requeue(
         query = select(RunRow).where(RunRow.id == run_id, RunRow.status == "running")
         if only_worker is not None:
             query = query.where(RunRow.claimed_by == only_worker)
-        row = session.scalars(query).first()
+        # FOR UPDATE: on PostgreSQL a worker finishing the run meanwhile either commits
+        # first (the row no longer matches) or waits; never a finished run put back
+        # in the queue (its weights then stored twice). SQLite: serialised already.
+        row = session.scalars(query.with_for_update()).first()
         if row is None:
             continue
         row.claimed_by = None

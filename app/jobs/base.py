@@ -9,6 +9,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+#: How long ``shutdown`` may take. The server's whole stop must stay under 10 s
+#: (what container runtimes wait after SIGTERM before SIGKILL): uvicorn's
+#: ``timeout_graceful_shutdown`` (3 s, for open requests and event streams) comes
+#: first, then this, then disposing the engine. A pausing worker needs one poll
+#: (≤ 50 ms of training plus one mini-batch) and a checkpoint write.
+SHUTDOWN_SECONDS = 5.0
+
 
 class Executor(ABC):
     @abstractmethod
@@ -20,9 +27,11 @@ class Executor(ABC):
         """A run was queued: wake an idle worker now rather than at its next poll."""
 
     @abstractmethod
-    def shutdown(self, *, graceful: bool = True, timeout: float = 8.0) -> None:
-        """Stop taking work. Graceful: running runs stop at once and go back to the
-        queue (resuming later from their checkpoint); returns within ``timeout``."""
+    def shutdown(self, *, graceful: bool = True, timeout: float = SHUTDOWN_SECONDS) -> None:
+        """Stop taking work. Graceful: running runs pause at once (a checkpoint of the
+        exact state, between two mini-batches), go back to the queue (``queued``,
+        ``stop_reason`` null, no attempt counted) and resume later from there, bit for
+        bit; returns within ``timeout``."""
 
 
 class NoExecutor(Executor):
@@ -34,5 +43,5 @@ class NoExecutor(Executor):
     def notify(self) -> None:
         pass
 
-    def shutdown(self, *, graceful: bool = True, timeout: float = 8.0) -> None:
+    def shutdown(self, *, graceful: bool = True, timeout: float = SHUTDOWN_SECONDS) -> None:
         pass

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Settings
 from app.db import runs as run_store
 from app.db.engine import transaction
-from app.jobs.base import Executor
+from app.jobs.base import SHUTDOWN_SECONDS, Executor
 from app.jobs.worker import Worker, new_worker_id, process_main
 
 log = logging.getLogger("annlab.executor")
@@ -46,7 +46,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def recover_orphans(
-    factory: sessionmaker[Session], *, stale_seconds: float = STALE_SECONDS
+    factory: sessionmaker[Session], *, stale_seconds: float = STALE_SECONDS, at_start: bool = True
 ) -> list[str]:
     """Requeue runs left ``running`` by a server or worker that is gone.
 
@@ -71,7 +71,10 @@ def recover_orphans(
                 len(claimed) == 3
                 and claimed[0] == host
                 and claimed[1].isdigit()
-                and (int(claimed[1]) == me or not _pid_alive(int(claimed[1])))
+                # our own pid means an earlier life of this process only at start: later,
+                # the runs claimed in our name are our live workers' (the supervisor
+                # handles those that die)
+                and ((at_start and int(claimed[1]) == me) or not _pid_alive(int(claimed[1])))
             )
             if stale or local_dead or row.claimed_by is None:
                 orphans.append(run_id)
@@ -121,6 +124,7 @@ class LocalProcessExecutor(Executor):
                 self.settings.max_run_seconds,
                 wake,
                 self.stop_event,
+                self.settings.resolved_max_running_runs_per_user,
             ),
             name=f"annlab-worker-{worker_id}",
             daemon=True,
@@ -152,7 +156,7 @@ class LocalProcessExecutor(Executor):
             if time.monotonic() - last_reap > 10:
                 last_reap = time.monotonic()
                 try:
-                    if recover_orphans(self.factory):
+                    if recover_orphans(self.factory, at_start=False):
                         self.notify()
                 except Exception:
                     log.exception("could not recover orphaned runs")
@@ -167,23 +171,28 @@ class LocalProcessExecutor(Executor):
         except Exception:
             log.exception("could not requeue the runs of worker %s", worker_id)
 
-    def shutdown(self, *, graceful: bool = True, timeout: float = 8.0) -> None:
+    def shutdown(self, *, graceful: bool = True, timeout: float = SHUTDOWN_SECONDS) -> None:
         deadline = time.monotonic() + timeout
         self.closing.set()
-        if self.supervisor is not None:
-            self.supervisor.join(timeout=2)
-        with self.lock:
+        # Tell the workers first: they pause (checkpoint, requeue) while the supervisor ends.
+        if self.stop_event is not None:
             self.stop_event.set()
-            self.notify()
+        self.notify()
+        if self.supervisor is not None:
+            self.supervisor.join(timeout=SUPERVISE_SECONDS * 2)
+        with self.lock:
             if not graceful:
                 for slot in self.slots:
                     slot.process.kill()
-            for slot in self.slots:
+            for slot in self.slots:  # one shared deadline, whatever the number of workers
                 slot.process.join(max(0.0, deadline - time.monotonic() - 1.0))
+            stragglers = [slot for slot in self.slots if slot.process.is_alive()]
+            for slot in stragglers:
+                log.warning("worker %s did not stop in time; killing it", slot.worker_id)
+                slot.process.kill()
+            for slot in stragglers:
+                slot.process.join(max(0.1, deadline - time.monotonic()))
             for slot in self.slots:
-                if slot.process.is_alive():
-                    slot.process.kill()
-                    slot.process.join(1.0)
                 # Whatever a worker could not hand back itself goes back to the queue.
                 self._requeue_of(slot.worker_id, crashed=False)
             for slot in self.slots:
@@ -217,6 +226,7 @@ class ThreadExecutor(Executor):
                 checkpoint_seconds=self.settings.checkpoint_seconds,
                 max_run_seconds=self.settings.max_run_seconds,
                 stop_requested=self.stop_event.is_set,
+                max_running_per_user=self.settings.resolved_max_running_runs_per_user,
             )
             thread = threading.Thread(target=worker.loop, args=(wake,), daemon=True)
             thread.start()
@@ -228,7 +238,7 @@ class ThreadExecutor(Executor):
         for wake in self.wakes:
             wake.set()
 
-    def shutdown(self, *, graceful: bool = True, timeout: float = 8.0) -> None:
+    def shutdown(self, *, graceful: bool = True, timeout: float = SHUTDOWN_SECONDS) -> None:
         self.stop_event.set()
         self.notify()
         deadline = time.monotonic() + timeout

@@ -23,6 +23,7 @@ from app.db import runs as run_store
 from app.db.datasets import load_dataset_arrays
 from app.db.engine import make_engine, make_session_factory, transaction
 from core.data import Dataset
+from core.training import PAUSE
 
 log = logging.getLogger("annlab.worker")
 
@@ -65,8 +66,10 @@ class Worker:
         checkpoint_seconds: float,
         max_run_seconds: float,
         stop_requested: Callable[[], bool],
+        max_running_per_user: int = 0,
     ) -> None:
         self.factory = factory
+        self.max_running_per_user = max_running_per_user
         self.worker_id = worker_id
         self.checkpoint_seconds = checkpoint_seconds
         self.max_run_seconds = max_run_seconds
@@ -78,7 +81,11 @@ class Worker:
         while not self.stop_requested():
             try:
                 with transaction(self.factory) as session:
-                    run_id = run_store.claim_next(session=session, worker_id=self.worker_id)
+                    run_id = run_store.claim_next(
+                        session=session,
+                        worker_id=self.worker_id,
+                        max_running_per_user=self.max_running_per_user,
+                    )
             except Exception:
                 log.exception("worker %s could not claim a run", self.worker_id)
                 run_id = None
@@ -124,9 +131,15 @@ class _Job:
             with transaction(self.factory) as session:
                 self._flush(session)
 
-    def should_stop(self) -> bool:
-        if self.cause is not None:
-            return True
+    def should_stop(self) -> bool | str:
+        """True cancels the training; ``"pause"`` (a shutdown) makes it return a checkpoint."""
+        if self.cause is None:
+            self._poll()
+        if self.cause == "shutdown":
+            return PAUSE
+        return self.cause is not None
+
+    def _poll(self) -> None:
         now = time.monotonic()
         if self.worker.stop_requested():
             self.cause = "shutdown"
@@ -145,7 +158,6 @@ class _Job:
             elif now - self.last_heartbeat >= HEARTBEAT_SECONDS:
                 with transaction(self.factory) as session:
                     self._flush(session)
-        return self.cause is not None
 
     def on_checkpoint(self, checkpoint: Any) -> None:
         data = checkpoint.to_bytes()
@@ -229,23 +241,18 @@ class _Job:
     def _conclude(self, result: Any) -> None:
         if self.cause == "lost":
             return
-        if self.cause == "shutdown" and result.stop_reason == "cancelled":
-            with transaction(self.factory) as session:
-                self._flush(session)
-                run_store.requeue(
-                    session=session,
-                    run_ids=[self.run_id],
-                    crashed=False,
-                    only_worker=self.worker_id,
-                )
+        if result.stop_reason == "paused":
+            # A shutdown: store the exact state (taken between two mini-batches) and
+            # put the run back in the queue; it resumes from here, bit for bit.
+            self._pause(result.checkpoint)
             return
         if self.cause == "timeout" and result.stop_reason == "cancelled":
             limit = self.worker.max_run_seconds
             self._finish(
                 status="failed",
-                stop_reason="interrupted",
-                error=f"the run took longer than the limit of {limit:g} s "
-                f"(raise it with ANNLAB_MAX_RUN_SECONDS, 0 = no limit)",
+                stop_reason="error",
+                error=f"exceeded ANNLAB_MAX_RUN_SECONDS={limit:g}: the run was stopped after "
+                f"{limit:g} s of training (raise the limit, or 0 = no limit)",
             )
             return
         if result.stop_reason == "cancelled":
@@ -265,6 +272,29 @@ class _Job:
                 weights=result.model.to_npz_bytes(),
             )
 
+    def _pause(self, checkpoint: Any) -> None:
+        data = checkpoint.to_bytes() if checkpoint is not None else None
+        with transaction(self.factory) as session:
+            self._flush(session)
+            if data is not None:
+                run_store.save_checkpoint(
+                    session=session,
+                    run_id=self.run_id,
+                    worker_id=self.worker_id,
+                    epoch=int(checkpoint.epoch),
+                    step=int(checkpoint.step),
+                    data=data,
+                )
+            run_store.requeue(
+                session=session, run_ids=[self.run_id], crashed=False, only_worker=self.worker_id
+            )
+        log.info(
+            "run %s paused for shutdown at epoch %d + %d batches; requeued",
+            self.run_id,
+            getattr(checkpoint, "epoch", -1),
+            getattr(checkpoint, "batch", 0),
+        )
+
     def _finish(self, **outcome: Any) -> None:
         with transaction(self.factory) as session:
             self._flush(session)
@@ -283,6 +313,7 @@ def process_main(
     max_run_seconds: float,
     wake: EventLike,
     stop: EventLike,
+    max_running_per_user: int = 0,
 ) -> None:
     """Entry point of a worker process (spawned by ``LocalProcessExecutor``)."""
     # Ctrl-C reaches the whole process group: the server decides when workers stop.
@@ -307,6 +338,7 @@ def process_main(
         checkpoint_seconds=checkpoint_seconds,
         max_run_seconds=max_run_seconds,
         stop_requested=stop_requested,
+        max_running_per_user=max_running_per_user,
     )
     try:
         worker.loop(wake)

@@ -434,3 +434,173 @@ def test_a_huge_learning_rate_diverges_and_names_the_epoch():
     assert result.error == f"loss became NaN/infinite at epoch {result.epochs_run}"
     assert len(seen) == len(result.history) == result.epochs_run - 1
     assert all(math.isfinite(m.train_loss) for m in seen)
+
+
+# ------------------------------------------------- mid-epoch checkpoints, pause
+
+
+def _adam_spec(data: Dataset, dtype: str, **training):
+    return make_spec(
+        data,
+        dtype=dtype,
+        optimizer={
+            "type": "adam",
+            "learning_rate": 0.02,
+            "l2": 0.001,
+            "schedule": {"type": "inverse_time", "decay": 0.01},
+        },
+        training={
+            "epochs": 12,
+            "batch_size": 16,  # 120 training rows: 8 batches per epoch, the last one shorter
+            "shuffle": True,
+            "seed": 4,
+            "early_stopping": {"patience": 2, "min_delta": 0.05, "restore_best": True},
+        }
+        | training,
+    )
+
+
+def _pause_after(n_polls: int):
+    """A ``should_stop`` that says "pause" at its ``n_polls``-th call (polled after every batch
+    of a run that takes less than POLL_SECONDS per batch only once; so count calls instead)."""
+    calls = {"n": 0}
+
+    def should_stop():
+        calls["n"] += 1
+        return "pause" if calls["n"] >= n_polls else False
+
+    return should_stop
+
+
+def _same_run(straight, resumed) -> None:
+    assert_same_bits(straight, resumed)
+    assert resumed.history == straight.history
+    assert (resumed.stop_reason, resumed.epochs_run, resumed.best_epoch) == (
+        straight.stop_reason,
+        straight.epochs_run,
+        straight.best_epoch,
+    )
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_resume_from_a_pause_anywhere_in_an_epoch_gives_the_same_bits(dtype, shuffle, monkeypatch):
+    import core.training as training_module
+
+    monkeypatch.setattr(training_module, "POLL_SECONDS", 0.0)  # poll after every batch
+    data = load_builtin("iris")
+    spec = _adam_spec(data, dtype, shuffle=shuffle)
+    straight = train(spec, data)
+    assert straight.stop_reason == "early_stopping"  # the early-stopping state crosses pauses
+    # batch 1 of epoch 1, the middle and the last batch of an epoch, a later epoch
+    for pause_at in (1, 4, 8, 9, 8 * 5 + 3):
+        paused = train(spec, data, should_stop=_pause_after(pause_at))
+        assert paused.stop_reason == "paused" and paused.checkpoint is not None
+        checkpoint = Checkpoint.from_bytes(paused.checkpoint.to_bytes())
+        assert checkpoint.epoch * 8 + checkpoint.batch == pause_at
+        assert checkpoint.step == pause_at
+        assert (checkpoint.order is not None) == (shuffle and checkpoint.batch > 0)
+        resumed = train(spec, data, resume_from=checkpoint)
+        _same_run(straight, resumed)
+
+
+def test_several_pauses_in_a_row_still_give_the_same_bits(monkeypatch):
+    import core.training as training_module
+
+    monkeypatch.setattr(training_module, "POLL_SECONDS", 0.0)
+    data = load_builtin("iris")
+    spec = _adam_spec(data, "float32")
+    straight = train(spec, data)
+    checkpoint = None
+    for pause_at in (3, 5, 11, 2):
+        result = train(spec, data, should_stop=_pause_after(pause_at), resume_from=checkpoint)
+        assert result.stop_reason == "paused"
+        checkpoint = Checkpoint.from_bytes(result.checkpoint.to_bytes())
+    _same_run(straight, train(spec, data, resume_from=checkpoint))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_timed_checkpoints_are_taken_inside_a_long_epoch_and_resume_bit_for_bit(dtype, monkeypatch):
+    import core.training as training_module
+
+    data = load_builtin("iris")
+    spec = _adam_spec(data, dtype, batch_size=1, epochs=4, early_stopping=None)
+    straight = train(spec, data)
+    checkpoints: list[Checkpoint] = []
+    clock = {"t": 0.0}
+
+    def fake_monotonic() -> float:  # every call is 1 ms later: deterministic spacing
+        clock["t"] += 0.001
+        return clock["t"]
+
+    monkeypatch.setattr(training_module.time, "monotonic", fake_monotonic)
+    train(spec, data, on_checkpoint=checkpoints.append, checkpoint_seconds=0.05)
+    monkeypatch.undo()
+    inside = [c for c in checkpoints if c.batch > 0]
+    assert len(inside) >= 8, [(c.epoch, c.batch) for c in checkpoints]
+    assert {c.epoch for c in inside} == {0, 1, 2, 3}, "every epoch (even the first) has some"
+    for checkpoint in inside[:: max(1, len(inside) // 6)]:
+        saved = Checkpoint.from_bytes(checkpoint.to_bytes())
+        assert 0 < saved.batch < 120 and saved.order is not None
+        _same_run(straight, train(spec, data, resume_from=saved))
+
+
+def test_an_epoch_boundary_checkpoint_of_format_1_is_still_read():
+    from core.serialize import load_npz, save_npz, text_array
+
+    data = load_builtin("iris")
+    spec = _adam_spec(data, "float64", epochs=4)
+    checkpoints: list[Checkpoint] = []
+    straight = train(spec, data, on_checkpoint=checkpoints.append)
+    arrays = load_npz(checkpoints[1].to_bytes())
+    arrays["format"] = text_array("annlab.checkpoint/1")
+    old = Checkpoint.from_bytes(save_npz(arrays))
+    assert (old.epoch, old.batch, old.order) == (2, 0, None)
+    _same_run(straight, train(spec, data, resume_from=old))
+
+
+def test_a_checkpoint_position_that_does_not_fit_is_refused(monkeypatch):
+    import core.training as training_module
+
+    monkeypatch.setattr(training_module, "POLL_SECONDS", 0.0)
+    data = load_builtin("iris")
+    spec = _adam_spec(data, "float64")
+    checkpoint = train(spec, data, should_stop=_pause_after(3)).checkpoint
+    checkpoint.batch = 99
+    with pytest.raises(CheckpointError):
+        train(spec, data, resume_from=checkpoint)
+
+
+def test_pause_returns_within_100_ms_of_work_with_the_exact_state():
+    data = load_builtin("spiral")
+    spec = make_spec(
+        data,
+        model={
+            "layers": [{"units": 256, "activation": "tanh"}, {"units": 3, "activation": "softmax"}]
+        },
+        training={"epochs": 100_000, "batch_size": 8},
+    )
+    started = time.monotonic()
+    asked: list[float] = []
+
+    def should_stop():
+        if time.monotonic() - started > 0.3:
+            asked.append(time.monotonic())
+            return "pause"
+        return False
+
+    result = train(spec, data, should_stop=should_stop)
+    latency = time.monotonic() - (started + 0.3)  # from the request, polls included
+    print(f"pause latency {latency * 1000:.1f} ms ({(time.monotonic() - asked[0]) * 1000:.1f} ms)")
+    assert result.stop_reason == "paused" and latency < 0.1
+    checkpoint = result.checkpoint
+    assert checkpoint is not None and checkpoint.step == result.history[-1].step + checkpoint.batch
+    # the checkpoint's weights are the returned model's
+    network_params = np.concatenate([a.ravel() for pair in result.model.layers for a in pair])
+    np.testing.assert_array_equal(np.sort(network_params), np.sort(checkpoint.params))
+
+
+def test_a_plain_true_from_should_stop_still_cancels_without_a_checkpoint():
+    data = load_builtin("iris")
+    result = train(make_spec(data, training={"epochs": 3}), data, should_stop=lambda: True)
+    assert result.stop_reason == "cancelled" and result.checkpoint is None
