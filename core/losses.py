@@ -84,9 +84,15 @@ class CrossEntropy(Loss):
     name = "cross_entropy"
 
     def value(self, outputs, targets):
-        clipped = _clipped(outputs).astype(np.float64)
-        log_likelihood = np.sum(targets * np.log(clipped), axis=1)
-        return -float(np.mean(log_likelihood))
+        # log in float64 of the clipped outputs (np.log casts its input first: the
+        # same numbers as .astype(np.float64) then log, without the copy)
+        log_likelihood = np.log(_clipped(outputs), dtype=np.float64)
+        log_likelihood *= targets
+        # Σₖ per row as a product with a ones vector (a row-wise reduction over a
+        # few columns is slow); with one-hot targets every other term is ±0, so the
+        # row sum is exactly log y of the target class whatever the order.
+        per_row = log_likelihood @ np.ones(log_likelihood.shape[1])
+        return -float(np.mean(per_row))
 
     def gradient(self, outputs, targets, out):
         clipped = _clipped(outputs)
