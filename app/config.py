@@ -1,7 +1,7 @@
 """Settings of the service, read from the environment (prefix ``ANNLAB_``).
 
 Build one with ``Settings()`` (or ``Settings(data_dir=...)`` in tests) and hand it
-to ``create_app``; routes read it through the ``get_settings`` dependency.
+to ``create_app``; routes read it through ``app.deps.get_settings`` (``app.state.settings``).
 """
 
 from __future__ import annotations
@@ -47,6 +47,13 @@ class Settings(BaseSettings):
         False, description="Require an API key (`Authorization: Bearer KEY`) on /api/v1."
     )
     predict_cache_size: int = Field(64, ge=1, description="Trained models kept loaded.")
+    worker_nice: int = Field(
+        5,
+        ge=0,
+        le=19,
+        description="Niceness added to worker processes (lower CPU priority than the API), "
+        "so training does not slow predictions down; 0 = the server's priority.",
+    )
 
     max_layers: int = Field(32, ge=1)
     max_units: int = Field(4096, ge=1)
@@ -71,8 +78,3 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'annlab.db').resolve()}"
-
-
-def get_settings() -> Settings:
-    """The settings dependency; ``create_app`` overrides it with the app's own settings."""
-    return Settings()

@@ -9,8 +9,9 @@ from typing import Annotated
 from fastapi import Depends, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.db import runs as run_store
 from app.db import users as user_store
 from app.db.engine import transaction
@@ -19,6 +20,13 @@ from app.db.users import LOCAL_USER_ID
 from app.errors import NotFound, Unauthorized
 from app.jobs.base import Executor
 from app.predict_cache import PredictCache
+
+
+async def get_settings(request: Request) -> Settings:
+    """The app's settings (``create_app``'s). Not a ``dependency_overrides`` entry: with
+    any override FastAPI rebuilds every dependency's signature on every request."""
+    return request.app.state.settings
+
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
@@ -72,30 +80,42 @@ def _unauthorized(message: str, *, error: str | None = None) -> Unauthorized:
     return Unauthorized(message, headers={"WWW-Authenticate": challenge})
 
 
-def get_current_user(request: Request, settings: SettingsDep) -> Caller:
+async def get_current_user(request: Request) -> Caller:
     """The caller. With auth off (the default) every request is the local admin; with
     ``ANNLAB_AUTH=on`` the ``Authorization: Bearer KEY`` of an active user, else 401.
 
-    The key is looked up in a short transaction of its own: on SQLite every
-    transaction holds the write lock, so the route's session must not start here
-    (an event stream, for one, opens other sessions while the route runs)."""
+    ``async`` so that auth off costs no thread-pool hop. With auth on the key is
+    looked up on every request (no cache: a revoked key is refused at once, even
+    when ``annlab users revoke`` ran in another process), in a short transaction of
+    its own in the thread pool: on SQLite every transaction holds the write lock,
+    so the route's session must not start here (an event stream, for one, opens
+    other sessions while the route runs)."""
+    settings: Settings = request.app.state.settings
     if not settings.auth:
         return LOCAL_ADMIN
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
         raise _unauthorized("an API key is required: send the header `Authorization: Bearer KEY`")
-    with transaction(request.app.state.session_factory) as session:
-        user = user_store.authenticate(session=session, key=key)
-    if user is None:
+    factory = request.app.state.session_factory
+
+    def lookup() -> Caller | None:
+        with transaction(factory) as session:
+            user = user_store.authenticate(session=session, key=key)
+            if user is None:
+                return None
+            return Caller(id=user.id, name=user.name, is_admin=user.is_admin)
+
+    caller = await run_in_threadpool(lookup)
+    if caller is None:
         raise _unauthorized("unknown or revoked API key", error="invalid_token")
-    return Caller(id=user.id, name=user.name, is_admin=user.is_admin)
+    return caller
 
 
 CurrentUser = Annotated[Caller, Depends(get_current_user)]
 
 
-def require_user(
+async def require_user(
     user: CurrentUser,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
 ) -> None:
@@ -103,14 +123,14 @@ def require_user(
     HTTPBearer scheme in OpenAPI); routes that need the caller declare ``CurrentUser``."""
 
 
-def get_executor(request: Request) -> Executor:
+async def get_executor(request: Request) -> Executor:
     return request.app.state.executor
 
 
 ExecutorDep = Annotated[Executor, Depends(get_executor)]
 
 
-def get_predict_cache(request: Request) -> PredictCache:
+async def get_predict_cache(request: Request) -> PredictCache:
     return request.app.state.predict_cache
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from app.api.main import api_router, root_router
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.db.engine import make_engine, make_session_factory, transaction
 from app.db.migrate import upgrade_to_head
 from app.db.users import ensure_local_user
@@ -20,7 +21,7 @@ from app.http import BodyLimitMiddleware
 from app.jobs.base import Executor, NoExecutor
 from app.jobs.local import LocalProcessExecutor, ThreadExecutor
 from app.predict_cache import PredictCache
-from app.schemas import Problem
+from app.schemas import PredictRequest, Problem
 
 log = logging.getLogger("annlab")
 
@@ -74,7 +75,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.dependency_overrides[get_settings] = lambda: settings
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(root_router)
@@ -86,7 +86,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     else:
         app.include_router(api_router)
+    _document_raw_bodies(app)
     return app
+
+
+def _document_raw_bodies(app: FastAPI) -> None:
+    """Routes that parse their body themselves (predict: orjson and NumPy) declare it
+    with ``openapi_extra`` as a ``$ref``; the schemas it names are added here."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas.setdefault(
+                "PredictRequest",
+                PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}"),
+            )
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _start(app: FastAPI, settings: Settings) -> None:

@@ -126,13 +126,27 @@ class TrainedModel:
         """(outputs (n, units) in the model's dtype, predictions): class names for
         classification, values for regression (floats for one output, lists for
         several)."""
+        result = self._predict(inputs, blocking=True)
+        assert result is not None
+        return result
+
+    def try_predict(self, inputs: np.ndarray) -> tuple[np.ndarray, list] | None:
+        """``predict``, or None at once if another prediction holds the model (for an
+        event loop, which must not wait for the lock)."""
+        return self._predict(inputs, blocking=False)
+
+    def _predict(self, inputs: np.ndarray, *, blocking: bool) -> tuple[np.ndarray, list] | None:
         features = self.prepare(inputs)
-        with self._lock:
+        if not self._lock.acquire(blocking=blocking):
+            return None
+        try:
             network = self.network()
             outputs = np.empty((features.shape[0], network.n_outputs), dtype=network.dtype)
             for start in range(0, features.shape[0], PREDICT_CHUNK):
                 stop = start + PREDICT_CHUNK
                 outputs[start:stop] = network.forward(features[start:stop])
+        finally:
+            self._lock.release()
         if self.task == "classification":
             names = self.class_names or []
             classes = predict_classes(outputs, network.output_activation)

@@ -11,13 +11,17 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import numpy as np
+import orjson
 from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.db import runs as run_store
 from app.db.datasets import get_dataset
+from app.db.engine import transaction
 from app.deps import (
     CurrentUser,
     ExecutorDep,
@@ -27,10 +31,18 @@ from app.deps import (
     SettingsDep,
     ValidRun,
 )
-from app.errors import Conflict, LimitExceeded, NotFound, TooMany, Unprocessable, limit_message
+from app.errors import (
+    BadRequest,
+    Conflict,
+    LimitExceeded,
+    NotFound,
+    TooMany,
+    Unprocessable,
+    limit_message,
+)
 from app.http import GuardedRoute, ORJSONResponse
 from app.limits import check_spec_limits
-from app.predict_cache import CachedModel
+from app.predict_cache import CachedModel, PredictCache
 from app.schemas import (
     MetricsOut,
     PredictRequest,
@@ -495,6 +507,19 @@ def get_weights(
     return ORJSONResponse(entry.model.to_weights_document())
 
 
+#: Above this many rows a prediction runs in the thread pool, not on the event loop.
+INLINE_PREDICT_ROWS = 1000
+
+PREDICT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
+        },
+    }
+}
+
+
 @router.post(
     "/{run_id}/predict",
     response_model=PredictResponse,
@@ -505,44 +530,60 @@ def get_weights(
         413: {"model": Problem, "description": "Body over ANNLAB_MAX_BODY_BYTES."},
         422: {
             "model": Problem,
-            "description": "Wrong feature count, non-finite numbers, or more rows than "
-            "ANNLAB_MAX_PREDICT_ROWS.",
+            "description": "Not a list of rows, wrong feature count, non-finite numbers, more "
+            "rows than ANNLAB_MAX_PREDICT_ROWS, or inputs so large the outputs overflow.",
         },
     },
+    openapi_extra=PREDICT_BODY,
     summary="Predict with the trained model",
 )
-def predict(
-    run_id: RunId,
-    body: PredictRequest,
-    session: SessionDep,
-    user: CurrentUser,
-    settings: SettingsDep,
-    cache: PredictCacheDep,
-) -> Response:
-    if len(body.inputs) > settings.max_predict_rows:
+async def predict(run_id: RunId, request: Request, user: CurrentUser) -> Response:
+    # The hot path, on the event loop: a warm prediction reads no database. The body
+    # ({"inputs": [[number]]}, declared in OpenAPI through openapi_extra) is parsed
+    # with orjson and checked with NumPy; what fails the fast check is validated by
+    # PredictRequest for the 422 list FastAPI would give. Only a cache miss opens a
+    # session (in the thread pool). With auth on, the key lookup is a thread hop.
+    settings = request.app.state.settings
+    matrix, rows = _predict_inputs(await request.body(), request.headers.get("content-type"))
+    n_rows = len(matrix) if matrix is not None else len(rows or [])
+    if n_rows > settings.max_predict_rows:
         raise LimitExceeded(
             "inputs: "
             + limit_message(
-                "the number of rows",
-                len(body.inputs),
-                settings.max_predict_rows,
-                "max_predict_rows",
+                "the number of rows", n_rows, settings.max_predict_rows, "max_predict_rows"
             )
         )
+    cache = request.app.state.predict_cache
     entry = cache.get(run_id)
-    if entry is None or (user.scope is not None and entry.owner_id != user.scope):
-        run = run_store.get_run(session=session, run_id=run_id, owner_id=user.scope)
-        if run is None:
-            raise NotFound(f"run {run_id!r} not found")
-        entry = _load_model(session=session, run=run, cache=cache)
-    widths = {len(row) for row in body.inputs}
-    if widths != {entry.n_features}:
+    if entry is not None and user.scope is not None and entry.owner_id != user.scope:
+        raise NotFound(f"run {run_id!r} not found")  # another user's run: as if unknown
+    if entry is None:
+        entry = await run_in_threadpool(
+            _load_for_predict, request.app.state.session_factory, run_id, user.scope, cache
+        )
+    if matrix is None:
+        widths = {len(row) for row in rows or []}
+        if widths == {entry.n_features}:
+            matrix = np.asarray(rows, dtype=np.float64)
+    else:
+        widths = {matrix.shape[1]}
+    if matrix is None or matrix.shape[1] != entry.n_features:
         raise Unprocessable(
             f"inputs: each row must have {entry.n_features} numbers (the model's input width); "
             f"got rows of {sorted(widths)}"
         )
-    inputs = np.asarray(body.inputs, dtype=np.float64)
-    outputs, predictions = entry.model.predict(inputs)
+    if len(matrix) <= INLINE_PREDICT_ROWS:
+        result = entry.model.try_predict(matrix)
+        if result is not None:  # None: the model is busy in another thread; never wait here
+            return _predict_response(entry, *result)
+    return await run_in_threadpool(_predict_in_thread, entry, matrix)
+
+
+def _predict_in_thread(entry: CachedModel, matrix: np.ndarray) -> Response:
+    return _predict_response(entry, *entry.model.predict(matrix))
+
+
+def _predict_response(entry: CachedModel, outputs: np.ndarray, predictions: list) -> Response:
     if not np.isfinite(outputs).all():  # JSON has no NaN/Inf: never answer null for them
         row = int(np.argwhere(~np.isfinite(outputs))[0][0])
         raise Unprocessable(
@@ -550,3 +591,84 @@ def predict(
             f"too large for {entry.model.spec.dtype}: the computation overflows)"
         )
     return ORJSONResponse({"outputs": outputs, "predictions": predictions})
+
+
+def _load_for_predict(
+    factory: Any, run_id: str, scope: str | None, cache: PredictCache
+) -> CachedModel:
+    """A cache miss: the run (404 unknown or another user's, 409 not succeeded) and its
+    model, loaded into the cache."""
+    with transaction(factory) as session:
+        run = run_store.get_run(session=session, run_id=run_id, owner_id=scope)
+        if run is None:
+            raise NotFound(f"run {run_id!r} not found")
+        return _load_model(session=session, run=run, cache=cache)
+
+
+def _predict_inputs(
+    body: bytes, content_type: str | None
+) -> tuple[np.ndarray | None, list[list[float]] | None]:
+    """The checked inputs of a predict body: a finite float64 matrix (the fast path),
+    or validated rows of uneven widths (a 422 once the model's width is known).
+
+    400 for malformed JSON (FastAPI's list shape), 422 as ``PredictRequest`` says."""
+    if content_type is not None and not _is_json(content_type):
+        _validation_error(body)  # FastAPI validates the raw bytes: a 422
+    if not body:
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
+        )
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        # orjson refuses NaN, Infinity, 1e999 and huge integers, which Python's parser
+        # reads (then the schema says 422 naming the number), and nesting past 1024.
+        try:
+            document = json.loads(body)
+        except RecursionError:
+            raise BadRequest("JSON nested too deeply to parse") from None
+        except ValueError as error:
+            if not isinstance(error, json.JSONDecodeError):
+                raise BadRequest(f"the body is not JSON: {error}") from None
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "json_invalid",
+                        "loc": ("body", error.pos),
+                        "msg": "JSON decode error",
+                        "input": {},
+                        "ctx": {"error": error.msg},
+                    }
+                ]
+            ) from None
+    if type(document) is dict and len(document) == 1:
+        inputs = document.get("inputs")
+        if type(inputs) is list and inputs:
+            try:
+                matrix = np.array(inputs)
+            except (ValueError, TypeError, OverflowError):  # e.g. ragged rows
+                matrix = None
+            if matrix is not None and matrix.ndim == 2 and matrix.dtype.kind in "fiub":
+                matrix = np.asarray(matrix, dtype=np.float64)
+                if np.isfinite(matrix).all():
+                    return matrix, None
+    return None, _validation_error(document).inputs
+
+
+def _validation_error(document: Any) -> PredictRequest:
+    """``PredictRequest`` for what the fast check did not accept: FastAPI's 422 list
+    (``loc`` from ``body``), or the validated rows."""
+    try:
+        return PredictRequest.model_validate(document)
+    except ValidationError as error:
+        raise RequestValidationError(
+            [
+                {**detail, "loc": ("body", *detail["loc"])}
+                for detail in error.errors(include_url=False)
+            ]
+        ) from None
+
+
+def _is_json(content_type: str) -> bool:
+    subtype = content_type.partition(";")[0].strip().lower().partition("/")[2]
+    return subtype == "json" or subtype.endswith("+json")

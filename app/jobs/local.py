@@ -125,6 +125,7 @@ class LocalProcessExecutor(Executor):
                 wake,
                 self.stop_event,
                 self.settings.resolved_max_running_runs_per_user,
+                self.settings.worker_nice,
             ),
             name=f"annlab-worker-{worker_id}",
             daemon=True,

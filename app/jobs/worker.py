@@ -314,8 +314,19 @@ def process_main(
     wake: EventLike,
     stop: EventLike,
     max_running_per_user: int = 0,
+    niceness: int = 0,
 ) -> None:
-    """Entry point of a worker process (spawned by ``LocalProcessExecutor``)."""
+    """Entry point of a worker process (spawned by ``LocalProcessExecutor``).
+
+    ``niceness`` (ANNLAB_WORKER_NICE) lowers the process's CPU priority so that
+    training, which uses every cycle it gets, does not starve the server's
+    requests (predictions) on a busy machine; it costs training nothing when
+    there are idle cores."""
+    if niceness > 0:
+        try:
+            os.nice(niceness)
+        except OSError:  # not permitted here: train at the normal priority
+            log.warning("could not lower the worker's priority (nice %d)", niceness)
     # Ctrl-C reaches the whole process group: the server decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     terminated = {"flag": False}

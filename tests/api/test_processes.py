@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +91,14 @@ def test_shutdown_requeues_a_running_run_and_it_resumes(make_client: Any, tmp_pa
     assert final["status"] == "succeeded", final
     metrics = third.get(f"{API}/runs/{run['id']}/metrics").json()
     assert metrics["epoch"] == list(range(1, 61))
+
+
+def test_worker_processes_train_at_a_lower_cpu_priority(make_client: Any) -> None:
+    client = make_client(executor="process", workers=1, worker_nice=3)
+    process = client.app.state.executor.slots[0].process  # type: ignore[attr-defined]
+    expected = min(19, os.getpriority(os.PRIO_PROCESS, 0) + 3)
+    deadline = time.monotonic() + 10
+    while os.getpriority(os.PRIO_PROCESS, process.pid) != expected:
+        assert time.monotonic() < deadline, "the worker's niceness never changed"
+        time.sleep(0.02)
+    check_whole_life(client)  # and it still trains
