@@ -136,7 +136,10 @@ async def get_predict_cache(request: Request) -> PredictCache:
 
 PredictCacheDep = Annotated[PredictCache, Depends(get_predict_cache)]
 
-RunId = Annotated[str, Path(description="Run id.", max_length=200)]
+#: The longest run id a path accepts (longer: FastAPI's 422).
+RUN_ID_MAX_LENGTH = 200
+
+RunId = Annotated[str, Path(description="Run id.", max_length=RUN_ID_MAX_LENGTH)]
 
 
 def valid_run(run_id: RunId, session: SessionDep, user: CurrentUser) -> RunRow:

@@ -162,3 +162,22 @@ def test_a_busy_model_never_blocks_the_event_loop(client: TestClient) -> None:
         assert client.get("/healthz").status_code == 200, "while the event loop answers others"
     waiting.join(timeout=10)
     assert results == [200]
+
+
+def test_the_fast_lane_leaves_long_ids_and_other_methods_to_the_documented_route(
+    idle_client: TestClient,
+) -> None:
+    from app.api.runs import PredictFastLane
+
+    assert isinstance(idle_client.app.router.routes[0], PredictFastLane)  # type: ignore[attr-defined]
+    long_id = idle_client.post(f"{API}/runs/{'x' * 201}/predict", json={"inputs": [ROW]})
+    assert long_id.status_code == 422
+    assert long_id.json()["detail"][0]["type"] == "string_too_long"
+    assert (
+        idle_client.post(f"{API}/runs/{'x' * 200}/predict", json={"inputs": [ROW]}).status_code
+        == 404
+    )
+    wrong = idle_client.get(f"{API}/runs/nope/predict")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
+    paths = idle_client.get("/openapi.json").json()["paths"]
+    assert list(paths[f"{API}/runs/{{run_id}}/predict"]) == ["post"]
