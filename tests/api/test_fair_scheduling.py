@@ -37,7 +37,7 @@ def test_the_default_limit(tmp_path) -> None:
 def test_a_later_user_starts_before_the_first_users_backlog_drains(make_client) -> None:
     client = make_client(workers=2, max_running_runs_per_user=1)
     factory = client.app.state.session_factory
-    a_runs = [submit(client, short_spec(seed, epochs=300)) for seed in range(6)]
+    a_runs = [submit(client, short_spec(seed, epochs=150)) for seed in range(6)]
     # B arrives once A holds a worker: from then on A's backlog is what B must not wait behind.
     deadline = time.monotonic() + 30
     while not any(get_run(client, run["id"])["status"] != "queued" for run in a_runs):
@@ -73,7 +73,7 @@ def test_a_later_user_starts_before_the_first_users_backlog_drains(make_client) 
     assert a_left, "B's run should start while A's backlog still waits"
     assert most_running_for_a == 1, "A never has more than the limit running"
     for run in a_runs:
-        assert wait_for(client, run["id"], timeout=60)["status"] == "succeeded"
+        assert wait_for(client, run["id"], timeout=120)["status"] == "succeeded"
     assert client.get(f"{API}/runs").status_code == 200
 
 
