@@ -37,7 +37,7 @@ def test_the_default_limit(tmp_path) -> None:
 def test_a_later_user_starts_before_the_first_users_backlog_drains(make_client) -> None:
     client = make_client(workers=2, max_running_runs_per_user=1)
     factory = client.app.state.session_factory
-    a_runs = [submit(client, short_spec(seed, epochs=150)) for seed in range(6)]
+    a_runs = [submit(client, short_spec(seed, epochs=600)) for seed in range(6)]
     # B arrives once A holds a worker: from then on A's backlog is what B must not wait behind.
     deadline = time.monotonic() + 30
     while not any(get_run(client, run["id"])["status"] != "queued" for run in a_runs):

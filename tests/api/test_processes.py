@@ -75,7 +75,9 @@ def test_shutdown_requeues_a_running_run_and_it_resumes(make_client: Any, tmp_pa
     data_dir = tmp_path / "shutdown"
     first: TestClient = make_client(data_dir=data_dir, checkpoint_seconds=0.05)
     run = submit(
-        first, long_spec(epochs=60) | {"training": {"epochs": 60, "batch_size": 1, "seed": 3}}
+        # Long enough that the shutdown always finds it running, even on a fast machine.
+        first,
+        long_spec(epochs=400) | {"training": {"epochs": 400, "batch_size": 1, "seed": 3}},
     )
     wait_for(first, run["id"], lambda r: r["progress"]["epoch"] >= 3)
     first.__exit__(None, None, None)
@@ -87,10 +89,10 @@ def test_shutdown_requeues_a_running_run_and_it_resumes(make_client: Any, tmp_pa
     second.__exit__(None, None, None)
 
     third = make_client(data_dir=data_dir)
-    final = wait_for(third, run["id"], timeout=60)
+    final = wait_for(third, run["id"], timeout=120)
     assert final["status"] == "succeeded", final
     metrics = third.get(f"{API}/runs/{run['id']}/metrics").json()
-    assert metrics["epoch"] == list(range(1, 61))
+    assert metrics["epoch"] == list(range(1, 401))
 
 
 def test_worker_processes_train_at_a_lower_cpu_priority(make_client: Any) -> None:
