@@ -60,8 +60,13 @@ def test_a_later_user_starts_before_the_first_users_backlog_drains(make_client) 
     most_running_for_a = 0
     a_left: list[dict[str, Any]] | None = None
     while True:
+        # One list request is one query: a consistent snapshot (reading the runs one by
+        # one could see a run that just finished and its successor both "running").
+        running = client.get(f"{API}/runs", params={"status": "running", "limit": 100}).json()
+        a_ids = {run["id"] for run in a_runs}
+        running_for_a = sum(item["id"] in a_ids for item in running["items"])
+        most_running_for_a = max(most_running_for_a, running_for_a)
         runs = [get_run(client, run["id"]) for run in a_runs]
-        most_running_for_a = max(most_running_for_a, sum(r["status"] == "running" for r in runs))
         b = get_run(client, b_run)
         if b["status"] != "queued" and a_left is None:
             a_left = [r for r in runs if r["status"] == "queued"]
