@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from app.db.tables import DatasetRow, MetricRow, RunRow
-from core.specs import RunSpec, Task
+from core.specs import RunSpec, StandardizeDoc, Task
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 StopReason = Literal["completed", "early_stopping", "cancelled", "diverged", "error", "interrupted"]
@@ -215,14 +215,9 @@ class LayerDocument(BaseModel):
     biases: list[float] = Field(description="One bias per unit.")
 
 
-class StandardizeOut(BaseModel):
-    mean: list[float] = Field(description="Per-feature mean of the training rows.")
-    std: list[float] = Field(description="Per-feature deviation (0 counted as 1).")
-
-
 class WeightsDocument(BaseModel):
     dtype: str = Field(description="`float32` or `float64`.")
-    standardize: StandardizeOut | None = Field(
+    standardize: StandardizeDoc | None = Field(
         description="z-scoring applied before the first layer."
     )
     layers: list[LayerDocument] = Field(
