@@ -13,6 +13,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: The executors ``app.jobs.registry`` builds (a new backend adds its name here).
+ExecutorName = Literal["process", "thread", "none"]
+
 
 def default_workers() -> int:
     """One worker per core, leaving one for the API process; at least one."""
@@ -29,7 +32,7 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL; default sqlite:///<data_dir>/annlab.db."
     )
     workers: int = Field(default_factory=default_workers, ge=1, description="Worker processes.")
-    executor: Literal["process", "thread", "none"] = Field(
+    executor: ExecutorName = Field(
         "process",
         description="process: a pool of worker processes (production); thread: the same "
         "worker code in threads of the API process (tests); none: no local workers.",
