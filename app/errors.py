@@ -68,7 +68,7 @@ class NotReady(AppError):
     status_code = 503
 
 
-def limit_message(what: str, value: int | float, limit: int | float, setting: str) -> str:
+def limit_message(what: str, value: int | float | str, limit: int | float, setting: str) -> str:
     return f"{what} is {value}, over the limit of {limit} (raise it with ANNLAB_{setting.upper()})"
 
 

@@ -111,23 +111,20 @@ class DatasetList(BaseModel):
 Number = StrictInt | StrictFloat
 
 
+#: The example of a JSON dataset upload (in the schema and the upload's OpenAPI examples).
+DATASET_EXAMPLE: dict[str, Any] = {
+    "name": "and gate",
+    "task": "classification",
+    "features": [[0, 0], [0, 1], [1, 0], [1, 1]],
+    "targets": ["no", "no", "no", "yes"],
+    "feature_names": ["a", "b"],
+}
+
+
 class DatasetCreate(BaseModel):
     """A dataset uploaded as JSON."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "name": "and gate",
-                    "task": "classification",
-                    "features": [[0, 0], [0, 1], [1, 0], [1, 1]],
-                    "targets": ["no", "no", "no", "yes"],
-                    "feature_names": ["a", "b"],
-                }
-            ]
-        },
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [DATASET_EXAMPLE]})
 
     name: str = Field(min_length=1, max_length=200, description="Human-readable name.")
     task: Task = Field(description="`classification` or `regression`.")

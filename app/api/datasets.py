@@ -14,7 +14,7 @@ from app.config import Settings
 from app.deps import CurrentUser, SessionDep, SettingsDep
 from app.errors import BadRequest, UnsupportedMediaType
 from app.http import GuardedRoute
-from app.schemas import DatasetCreate, DatasetList, DatasetOut, Problem
+from app.schemas import DATASET_EXAMPLE, DatasetCreate, DatasetList, DatasetOut, Problem
 from app.services import datasets as dataset_service
 from core.data import Dataset, dataset_from_csv, dataset_from_json
 from core.errors import DatasetError
@@ -23,7 +23,9 @@ DatasetId = Annotated[str, Path(description="Dataset id.", max_length=200)]
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], route_class=GuardedRoute)
 
-NOT_FOUND = {404: {"model": Problem, "description": "No dataset with this id."}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No dataset with this id."}
+}
 
 
 @router.get("", response_model=DatasetList, summary="List datasets (built-ins first)")
@@ -46,7 +48,7 @@ _UPLOAD_BODY: dict[str, Any] = {
                 "examples": {
                     "classification": {
                         "summary": "Class names as targets",
-                        "value": DatasetCreate.model_config["json_schema_extra"]["examples"][0],  # type: ignore[index]
+                        "value": DATASET_EXAMPLE,
                     },
                     "regression": {
                         "summary": "Numbers as targets",

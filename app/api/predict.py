@@ -66,7 +66,9 @@ router = APIRouter(prefix="/runs", tags=["runs"], route_class=GuardedRoute)
 #: The predict route alone (``PredictRoute``), mounted first (``app.api.main``).
 predict_router = APIRouter(prefix="/runs", tags=["runs"], route_class=PredictRoute)
 
-NOT_READY = {409: {"model": Problem, "description": "The run has not succeeded (yet)."}}
+NOT_READY: dict[int | str, dict[str, Any]] = {
+    409: {"model": Problem, "description": "The run has not succeeded (yet)."}
+}
 
 #: Above this many rows a prediction runs in the thread pool, not on the event loop.
 INLINE_PREDICT_ROWS = 1000
