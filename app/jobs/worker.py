@@ -29,8 +29,8 @@ from app.db.engine import make_engine, make_session_factory, transaction
 from app.services.datasets import find_dataset
 from core.data import Dataset
 from core.specs import RunSpec
-from core.stopping import RunStatus, StopReason
-from core.training import PAUSE, Checkpoint, EpochMetrics, TrainResult, train
+from core.stopping import RunStatus, Stop, StopReason
+from core.training import Checkpoint, EpochMetrics, TrainResult, train
 
 log = logging.getLogger("annlab.worker")
 
@@ -162,13 +162,14 @@ class _Job:
             with transaction(self.factory) as session:
                 self._flush(session)
 
-    def should_stop(self) -> bool | str:
-        """True cancels the training; ``"pause"`` (a shutdown) makes it return a checkpoint."""
+    def should_stop(self) -> Stop | None:
+        """``Stop.PAUSE`` on shutdown (training returns a checkpoint), ``Stop.CANCEL`` for
+        everything else that ends the run early; None: keep training."""
         if self.cause is None:
             self._poll()
-        if self.cause is Cause.SHUTDOWN:
-            return PAUSE
-        return self.cause is not None
+        if self.cause is None:
+            return None
+        return Stop.PAUSE if self.cause is Cause.SHUTDOWN else Stop.CANCEL
 
     def _poll(self) -> None:
         now = time.monotonic()
