@@ -154,6 +154,23 @@ class Network:
         """Copies of every (W, b)."""
         return [(layer.weights.copy(), layer.biases.copy()) for layer in self.layers]
 
+    def unflatten(self, flat: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(W, b) per layer as views into ``flat``, a buffer laid out like ``params``.
+
+        A snapshot copies the parameter buffer once and hands these views out,
+        instead of copying layer by layer.
+        """
+        if flat.shape != self.params.shape:
+            raise ValueError(f"a buffer of {self.params.shape} is needed, got {flat.shape}")
+        pairs = []
+        offset = 0
+        for layer in self.layers:
+            n_in, units = layer.weights.shape
+            w_end = offset + n_in * units
+            pairs.append((flat[offset:w_end].reshape(n_in, units), flat[w_end : w_end + units]))
+            offset = w_end + units
+        return pairs
+
     def penalty(self, l1: float, l2: float) -> float:
         """λ₁ Σ|w| + λ₂ Σ w² over the weight matrices (not the biases), in float64."""
         if not l1 and not l2:

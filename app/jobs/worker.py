@@ -23,7 +23,7 @@ from app.db import runs as run_store
 from app.db.datasets import load_dataset_arrays
 from app.db.engine import make_engine, make_session_factory, transaction
 from core.data import Dataset
-from core.training import PAUSE
+from core.stopping import Stop
 
 log = logging.getLogger("annlab.worker")
 
@@ -131,13 +131,13 @@ class _Job:
             with transaction(self.factory) as session:
                 self._flush(session)
 
-    def should_stop(self) -> bool | str:
-        """True cancels the training; ``"pause"`` (a shutdown) makes it return a checkpoint."""
+    def should_stop(self) -> Stop | None:
+        """CANCEL ends the training; PAUSE (a shutdown) makes it return a checkpoint."""
         if self.cause is None:
             self._poll()
         if self.cause == "shutdown":
-            return PAUSE
-        return self.cause is not None
+            return Stop.PAUSE
+        return Stop.CANCEL if self.cause is not None else None
 
     def _poll(self) -> None:
         now = time.monotonic()
