@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from core.activations import Activation, Scratch, get_activation
 from core.layers import Dense
@@ -135,7 +136,7 @@ class Network:
                 raise ValueError(f"unknown init {init!r}")
             layer.weights[...] = draw
 
-    def set_weights(self, layers: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
+    def set_weights(self, layers: Sequence[tuple[ArrayLike, ArrayLike]]) -> None:
         """Copy (W, b) pairs into the parameter buffer (shapes must match)."""
         if len(layers) != len(self.layers):
             raise ValueError(f"{len(layers)} layers given, the network has {len(self.layers)}")
@@ -220,7 +221,8 @@ class Network:
             zip(self.layers, self.activations, strict=True)
         ):
             z = layer.forward(values, workspace.z[index])
-            values = activation.forward(z, workspace.y[index], workspace.scratch[index])
+            out = workspace.y[index]  # None where the activation works in z itself
+            values = activation.forward(z, z if out is None else out, workspace.scratch[index])
         self._last = workspace
         return values
 
@@ -289,4 +291,5 @@ def predict_classes(outputs: np.ndarray, activation: str) -> np.ndarray:
     if outputs.shape[1] == 1:
         low, high = class_levels(activation)
         return (outputs[:, 0] > (low + high) / 2).astype(np.int64)
-    return np.argmax(outputs, axis=1)
+    classes: np.ndarray = np.argmax(outputs, axis=1)
+    return classes

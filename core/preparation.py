@@ -216,7 +216,7 @@ class PreparedRun:
             step=self.optimizer.t,
             params=self.network.params.copy(),
             optimizer_state=self.optimizer.state_dict(),
-            rng_state=self.rng.bit_generator.state,
+            rng_state=dict(self.rng.bit_generator.state),
             train_index=self.train_index,
             val_index=self.val_index,
             mean=self.mean,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -24,8 +24,8 @@ from core.schedules import learning_rate
 
 Array = np.ndarray[Any, Any]
 Point = Array  # float64 (2,)
-#: A float or an array of them: every function below works on both.
-V = TypeVar("V", float, Array)
+#: A NumPy float or an array of them: every function below works on both.
+V = Any
 XY = tuple[float, float]
 
 
@@ -224,7 +224,7 @@ def run_trajectories(request: TrajectoryRequest) -> TrajectoryResult:
 
 def _trajectory(surface: Surface, start: XY, steps: int, spec: OptimizerSpec) -> Trajectory:
     value, gradient = penalised(surface, spec.l1, spec.l2)
-    optimizer = make_optimizer(spec, size=2, dtype=np.float64)
+    optimizer = make_optimizer(spec, size=2, dtype=np.dtype(np.float64))
     params = np.array(start, dtype=np.float64)
     points = np.empty((steps + 1, 2), dtype=np.float64)
     values = np.empty(steps + 1, dtype=np.float64)

@@ -67,7 +67,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
+from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]  # no stubs, no py.typed
 
 from core.checkpoint import CHECKPOINT_FORMAT, READABLE_FORMATS, Checkpoint, EpochMetrics
 from core.data import Dataset, split_indices, standardization

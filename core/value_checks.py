@@ -81,13 +81,14 @@ def to_float(value: Any, where: str) -> float:
 def check_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise DatasetError("the dataset name must be a non-empty string", "name")
-    name = name.strip()
-    if len(name) > NAME_MAX_LENGTH:
+    checked: str = name.strip()
+    if len(checked) > NAME_MAX_LENGTH:
         raise DatasetError(
-            f"the dataset name has {len(name)} characters, at most {NAME_MAX_LENGTH} are allowed",
+            f"the dataset name has {len(checked)} characters, at most {NAME_MAX_LENGTH} are "
+            "allowed",
             "name",
         )
-    return name
+    return checked
 
 
 def check_feature_count(n_features: int, where: str) -> None:
@@ -175,6 +176,7 @@ def class_targets(values: list[Any], where: Where) -> tuple[np.ndarray, list[str
     """Class indices into the sorted class names; labels all integers or all strings."""
     labels: list[Any] = []
     first_kind = ""
+    label: str | int
     for index, value in enumerate(values):
         if isinstance(value, str):
             if not value.strip():
