@@ -9,7 +9,7 @@ computes (or reads back from its checkpoint) exactly the plan it started with.
 ``"log"`` keeps every epoch of the form {1, 2, 3, 5, 7} × 10^k up to ``epochs``
 and the last epoch run, which early stopping or a stop decides only at the end
 (hence ``include_last``). Over the budget it is thinned: the first and the last
-are kept, the others chosen evenly over the log sequence. An explicit list is
+are kept, the others chosen evenly over the log sequence (by position in it). An explicit list is
 taken as given (it keeps no "last" epoch), or refused when it does not fit.
 """
 
@@ -104,11 +104,8 @@ def plan_snapshots(spec: RunSpec, *, n_parameters: int, max_bytes: int | None) -
         return SnapshotPlan()
     if capacity == 1 or not others:
         return SnapshotPlan(include_last=True)
-    first, rest = others[0], others[1:]
-    keep = capacity - 2
-    if keep <= 0 or not rest:
-        chosen: list[int] = []
-    else:
-        positions = np.unique(np.rint(np.linspace(0, len(rest) - 1, keep)).astype(np.int64))
-        chosen = [rest[int(position)] for position in positions]
-    return SnapshotPlan(epochs=(first, *chosen), include_last=True)
+    # capacity − 1 epochs evenly over the log sequence (its first included), and the last
+    positions = np.unique(np.rint(np.linspace(0, len(others) - 1, capacity - 1)).astype(np.int64))
+    return SnapshotPlan(
+        epochs=tuple(others[int(position)] for position in positions), include_last=True
+    )
