@@ -77,7 +77,11 @@ class PreparedRun:
         data: Dataset,
         resume_from: Checkpoint | None,
         snapshots: SnapshotPlan | None,
+        *,
+        snapshotting: bool,
     ) -> None:
+        """``snapshots`` is the plan of a snapshotting run (None: the spec's own, without a
+        byte bound); a resumed run keeps the plan its checkpoint carries."""
         training = spec.training
         self.spec, self.data, self.training = spec, data, training
         self.spec_json = spec.model_dump_json()
@@ -99,10 +103,14 @@ class PreparedRun:
         if resume_from is None:
             self._start_fresh()
         else:
-            snapshots = self._resume(resume_from, snapshots)
-        if snapshots is None:
+            self._resume(resume_from)
+            if resume_from.snapshot_plan is not None:
+                snapshots = resume_from.snapshot_plan
+        if snapshots is None and snapshotting:
             snapshots = plan_snapshots(spec, n_parameters=network.size, max_bytes=None)
-        self.plan = snapshots
+        #: The plan of a snapshotting run, or None (then nothing is copied per epoch).
+        self.snapshot_plan = snapshots if snapshotting else None
+        self.plan = self.snapshot_plan or SnapshotPlan()
         if self.plan.include_last:
             self.epoch_params = network.params.copy()
             self.boundary_epoch = self.start_epoch
@@ -132,10 +140,8 @@ class PreparedRun:
         if self.training.standardize:
             self.mean, self.std = standardization(self.data.features[self.train_index])
 
-    def _resume(
-        self, checkpoint: Checkpoint, snapshots: SnapshotPlan | None
-    ) -> SnapshotPlan | None:
-        """Load ``checkpoint``; the snapshot plan it carries wins over ``snapshots``."""
+    def _resume(self, checkpoint: Checkpoint) -> None:
+        """Load ``checkpoint`` (the snapshot plan it carries is read by ``__init__``)."""
         network = self.network
         if training_identity(checkpoint.spec_json) != training_identity(self.spec_json):
             raise CheckpointError("the checkpoint belongs to another spec")
@@ -163,9 +169,6 @@ class PreparedRun:
         )
         self.history = list(checkpoint.history)
         self.resume_batch, self.resume_order = checkpoint.batch, checkpoint.order
-        if snapshots is not None and checkpoint.snapshot_plan is not None:
-            return checkpoint.snapshot_plan
-        return snapshots
 
     def _prepare_rows(self) -> None:
         data, network, training = self.data, self.network, self.training
@@ -229,7 +232,7 @@ class PreparedRun:
             batch=batch,
             order=None if order is None else order.copy(),
             reference_loss=tracker.reference_loss,
-            snapshot_plan=self.plan,
+            snapshot_plan=self.snapshot_plan,
             epoch_params=(
                 self.epoch_params.copy()
                 if keep_boundary and self.epoch_params is not None

@@ -126,7 +126,7 @@ def train(
 ) -> TrainResult:
     """Train ``spec`` (normalised by ``check_against_dataset``) on ``data``."""
     with _BLAS.limit(limits=spec.training.threads, user_api="blas"):
-        run = _Run(spec, data, resume_from, snapshots if on_snapshot is not None else None)
+        run = _Run(spec, data, resume_from, snapshots, snapshotting=on_snapshot is not None)
         with np.errstate(all="ignore"):
             reason = run.loop(
                 on_epoch=on_epoch,

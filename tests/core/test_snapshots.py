@@ -295,3 +295,27 @@ def test_a_renamed_or_retagged_spec_still_resumes(monkeypatch: pytest.MonkeyPatc
     renamed = spec.model_copy(update={"name": "another name", "tags": {"k": "v"}})
     resumed = train(renamed, data, resume_from=checkpoint)
     assert_same_model(resumed.model, straight.model)
+
+
+def test_without_on_snapshot_nothing_is_copied_or_stored(monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.training as training_module
+
+    monkeypatch.setattr(training_module, "POLL_SECONDS", 0.0)
+    paused = train(iris_spec(), load_builtin("iris"), should_stop=pause_at(8 * 4 + 3))
+    assert paused.checkpoint is not None and paused.checkpoint.batch > 0
+    assert paused.checkpoint.snapshot_plan is None and paused.checkpoint.epoch_params is None
+
+
+def test_a_resume_with_the_default_plan_keeps_the_checkpoints_plan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import core.training as training_module
+
+    monkeypatch.setattr(training_module, "POLL_SECONDS", 0.0)
+    data = load_builtin("iris")
+    spec = iris_spec()
+    taken, on_snapshot = collect()
+    plan = SnapshotPlan(epochs=(2, 8), include_last=False)
+    paused = train(spec, data, should_stop=pause_at(20), snapshots=plan, on_snapshot=on_snapshot)
+    train(spec, data, resume_from=paused.checkpoint, on_snapshot=on_snapshot)
+    assert sorted(taken) == [2, 8]
