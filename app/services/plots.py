@@ -29,6 +29,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 Format = Literal["png", "svg"]
 
@@ -36,8 +37,7 @@ MIN_SIZE, MAX_SIZE = 200, 3000
 DEFAULT_WIDTH, DEFAULT_HEIGHT = 800, 500
 DPI = 100
 
-#: Okabe & Ito (2008), ordered so the first colours contrast most on white;
-#: yellow last (weak on white).
+#: Okabe & Ito (2008), ordered so the first colours contrast most on white.
 PALETTE = (
     "#0072B2",  # blue
     "#E69F00",  # orange
@@ -46,8 +46,9 @@ PALETTE = (
     "#CC79A7",  # reddish purple
     "#56B4E9",  # sky blue
     "#000000",  # black
-    "#F0E442",  # yellow
 )
+#: The eighth Okabe–Ito colour, too pale for a line on white: kept for markers.
+YELLOW = "#F0E442"
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", "-.", ":")
 #: More lines than this and the legend lists only the first ones, saying how many are left.
@@ -310,7 +311,7 @@ def trajectories_plot(
             m[:, 1],
             marker="*",
             ms=13 * scale,
-            color="#F0E442",
+            color=YELLOW,
             mec="black",
             mew=0.9 * scale,
             ls="none",
@@ -322,7 +323,7 @@ def trajectories_plot(
     name = str(answer.get("function", "f"))
     ax.set_title(title or f"optimizers on {name}", fontsize=scale * 12)
     _labels(ax, "x", "y", scale)
-    _legend(ax, scale, framealpha=0.9)
+    _placed_legend(fig, ax, scale, width)
     return _render(fig, fmt)
 
 
@@ -365,15 +366,7 @@ def experiment_plot(
     _labels(ax, "epoch", "validation loss", scale)
     if drawn > MAX_LEGEND_ENTRIES:
         ax.plot([], [], ls="none", label=f"… and {drawn - MAX_LEGEND_ENTRIES} more runs")
-    if drawn > 1:
-        outside = drawn > 6
-        ax.legend(
-            fontsize=scale * (8 if outside else 9),
-            loc="upper left" if outside else "best",
-            bbox_to_anchor=(1.01, 1.0) if outside else None,
-            ncols=1 if drawn <= 16 else 2,
-            frameon=not outside,
-        )
+    _placed_legend(fig, ax, scale, width)
     return _render(fig, fmt)
 
 
@@ -487,6 +480,8 @@ def _mark_best(ax: Axes, series: tuple[list[int], list[float]], best: int, scale
 
 
 def _labels(ax: Axes, xlabel: str | None, ylabel: str, scale: float) -> None:
+    if xlabel == "epoch":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
     if xlabel:
         ax.set_xlabel(xlabel, fontsize=scale * 10)
     ax.set_ylabel(ylabel, fontsize=scale * 10)
@@ -499,6 +494,40 @@ def _legend(ax: Axes, scale: float, **options: Any) -> None:
     handles, _ = ax.get_legend_handles_labels()
     if len(handles) > 1:
         ax.legend(fontsize=scale * 8.5, title_fontsize=scale * 9, **options)
+
+
+def _placed_legend(fig: Figure, ax: Axes, scale: float, width: int) -> None:
+    """A legend that never hides the plot: inside the axes for a few entries on a
+    wide figure, beside it for many, below it on a narrow figure; labels too long for
+    the room they get are shortened with "…"."""
+    handles, labels = ax.get_legend_handles_labels()
+    if len(handles) < 2:
+        return
+    count = len(handles)
+    font = scale * (8 if count > 6 else 8.5)
+    char_px = 0.6 * font * DPI / 72  # a generous average glyph width
+    if width < 500:
+        ncols = 2 if count > 4 else 1
+        room = 0.95 * width / ncols - 5 * font * DPI / 72  # minus handle and gaps
+        where = {"loc": "outside lower center", "ncols": ncols}
+    elif count > 6:
+        ncols = 1 if count <= 16 else 2
+        room = 0.42 * width / ncols - 5 * font * DPI / 72
+        where = {"loc": "outside right upper", "ncols": ncols}
+    else:
+        ax.legend(handles, labels, fontsize=font, loc="best", framealpha=0.9)
+        return
+    labels = [_shorten(label, max(int(room / char_px), 8)) for label in labels]
+    fig.legend(handles, labels, fontsize=font, frameon=False, **where)
+
+
+def _shorten(text: str, limit: int) -> str:
+    """Cut in the middle: labels of one grid differ at either end (the first and the
+    last parameter), so both ends stay."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) * 2 // 5
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head) :]
 
 
 def _empty(ax: Axes, message: str, scale: float) -> None:
