@@ -365,7 +365,7 @@ def experiment_plot(
         ax.set_yscale("log")
     _labels(ax, "epoch", "validation loss", scale)
     if drawn > MAX_LEGEND_ENTRIES:
-        ax.plot([], [], ls="none", label=f"… and {drawn - MAX_LEGEND_ENTRIES} more runs")
+        ax.plot([], [], ls="none", label=f"+{drawn - MAX_LEGEND_ENTRIES} more runs")
     _placed_legend(fig, ax, scale, width)
     return _render(fig, fmt)
 
