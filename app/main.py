@@ -21,6 +21,7 @@ from app.errors import install_error_handlers
 from app.http import BodyLimitMiddleware
 from app.jobs.base import Executor, NoExecutor
 from app.jobs.local import LocalProcessExecutor, ThreadExecutor
+from app.metrics import install_metrics
 from app.predict_cache import PredictCache
 from app.schemas import PredictRequest, Problem
 
@@ -77,6 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    if settings.metrics:
+        install_metrics(app)  # GET /metrics and the HTTP middleware (outermost)
     install_error_handlers(app)
     app.include_router(root_router)
     if settings.auth:
