@@ -58,6 +58,7 @@ QUEUE_SECONDS_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600, 
 PREDICT_SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 HTTP_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 UNMATCHED = "unmatched"
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 #: How far back each scrape looks again for runs it may not have seen: a row whose
 #: timestamp was taken before a commit that lands after the previous scrape.
 LOOKBACK = timedelta(seconds=120)
@@ -311,6 +312,7 @@ class MetricsMiddleware:
         self.metrics = metrics
         self.routes = routes if routes is not None else []
         self.by_endpoint: dict[Any, Any] = {}
+        self.children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -334,8 +336,17 @@ class MetricsMiddleware:
                 scope["route"] = self._route_of(scope["endpoint"])
             route = route_template(scope, root_path)
             method = scope.get("method", "GET")
-            self.metrics.http_requests.labels(method, route, str(status)).inc()
-            self.metrics.http_duration.labels(method, route).observe(elapsed)
+            if method not in HTTP_METHODS:  # client-chosen: keep the label set bounded
+                method = "other"
+            children = self.children.get((method, route, status))
+            if children is None:  # labels() takes a lock and builds a key: once per label set
+                children = (
+                    self.metrics.http_requests.labels(method, route, str(status)),
+                    self.metrics.http_duration.labels(method, route),
+                )
+                self.children[(method, route, status)] = children
+            children[0].inc()
+            children[1].observe(elapsed)
             if status == 200 and method == "POST" and route.endswith(PREDICT_SUFFIXES):
                 self.metrics.observe_predict(elapsed)
 

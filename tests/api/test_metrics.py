@@ -48,9 +48,14 @@ def test_requests_are_labelled_by_route_template_not_path(idle_client: TestClien
     assert idle_client.get("/no/such/path").status_code == 404
     assert idle_client.get("/also/unknown").status_code == 404
     assert idle_client.delete("/healthz").status_code == 405
+    assert idle_client.request("BREW", "/healthz").status_code == 405
     samples = scrape(idle_client)
     assert requests_of(samples, f"{API}/runs/{{run_id}}") == {("GET", "404"): 3}
-    assert requests_of(samples, "/healthz") == {("GET", "200"): 1, ("DELETE", "405"): 1}
+    assert requests_of(samples, "/healthz") == {
+        ("GET", "200"): 1,
+        ("DELETE", "405"): 1,
+        ("other", "405"): 1,  # a made-up method does not make a label of its own
+    }
     assert requests_of(samples, "unmatched") == {("GET", "404"): 2}
     routes = {dict(labels)["route"] for (name, labels) in samples if name.startswith("annlab_http")}
     assert not any("abc" in r or "/no/" in r for r in routes)
