@@ -96,7 +96,7 @@ class PlotRenderer:
         self.cache = cache if cache is not None else PlotCache()
         self.renders = 0  # renders actually run (cache misses), for tests and metrics
         self._pending = 0
-        self._in_flight: dict[Hashable, asyncio.Future[bytes]] = {}
+        self._in_flight: dict[Hashable, asyncio.Future[bytes]] = {}  # one event loop's
         self._lock = threading.Lock()
         self._pool: Executor | None = None
 
@@ -131,24 +131,28 @@ class PlotRenderer:
             if self._pending >= self.max_pending:
                 raise PlotsBusy(self.max_pending)
             self._pending += 1
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[bytes] = loop.create_future()
+        # The render is a task of its own: a caller that goes away (a client that
+        # disconnects) cancels only its wait, never the render others share.
+        task = asyncio.ensure_future(self._run(key, fn, args, kwargs))
+        task.add_done_callback(_retrieve)
         if key is not None:
-            self._in_flight[key] = future
+            self._in_flight[key] = task
+        return await asyncio.shield(task)
+
+    async def _run(
+        self,
+        key: Hashable | None,
+        fn: Callable[..., bytes],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> bytes:
         try:
+            loop = asyncio.get_running_loop()
             result = await loop.run_in_executor(self._executor(), _call, fn, args, kwargs)
             self.renders += 1
             if key is not None:
                 self.cache.put(key, result)
-            future.set_result(result)
             return result
-        except BaseException as error:
-            if isinstance(error, Exception):
-                future.set_exception(error)
-            else:
-                future.cancel()
-            future.exception() if not future.cancelled() else None  # mark as retrieved
-            raise
         finally:
             with self._lock:
                 self._pending -= 1
@@ -166,6 +170,12 @@ class PlotRenderer:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _retrieve(task: asyncio.Future[bytes]) -> None:
+    """Mark a failure as seen even when every caller stopped waiting (no asyncio warning)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _call(fn: Callable[..., bytes], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:

@@ -393,6 +393,36 @@ def test_a_failed_render_is_not_cached_and_raises_to_every_waiter() -> None:
     asyncio.run(main())
 
 
+def test_a_caller_that_goes_away_does_not_cancel_a_shared_render() -> None:
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow() -> bytes:
+        started.set()
+        assert release.wait(30)
+        return b"shared"
+
+    async def main() -> None:
+        renderer = PlotRenderer(kind="thread", max_workers=1)
+        try:
+            leaving = asyncio.create_task(renderer.render("k", slow))
+            staying = asyncio.create_task(renderer.render("k", slow))
+            while not started.is_set():
+                await asyncio.sleep(0)
+            leaving.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await leaving
+            release.set()
+            assert await staying == b"shared"
+            assert renderer.cache.get("k") == b"shared" and renderer.renders == 1
+            assert renderer.pending == 0
+        finally:
+            release.set()
+            renderer.shutdown()
+
+    asyncio.run(main())
+
+
 def test_cache_is_lru_bounded_by_entries_and_bytes() -> None:
     cache = PlotCache(max_entries=2, max_bytes=10)
     cache.put("a", b"1234")
