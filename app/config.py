@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     auth: bool = Field(
         False, description="Require an API key (`Authorization: Bearer KEY`) on /api/v1."
     )
+    metrics: bool = Field(True, description="Serve Prometheus metrics at GET /metrics.")
     predict_cache_size: int = Field(64, ge=1, description="Trained models kept loaded.")
     worker_nice: int = Field(
         5,

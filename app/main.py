@@ -18,6 +18,7 @@ from app.db.migrate import upgrade_to_head
 from app.db.users import ensure_local_user
 from app.http import BodyLimitMiddleware, install_error_handlers
 from app.jobs.registry import make_executor
+from app.metrics import install_metrics
 from app.schemas import PredictRequest
 from app.services.runs import InFlightKeys
 from app.services.serving import ModelCache
@@ -63,6 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.in_flight = InFlightKeys()
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    if settings.metrics:
+        install_metrics(app)  # GET /metrics and the HTTP middleware (outermost)
     install_error_handlers(app)
     include_api(app, auth=settings.auth)
     _finish_openapi(app)
