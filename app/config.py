@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(50 * 1024 * 1024, ge=1)
     max_queued_runs: int = Field(1000, ge=1, description="Queued runs per user.")
     max_json_depth: int = Field(64, ge=8, description="Deepest JSON nesting accepted.")
+    max_trajectory_work: int = Field(
+        200_000,
+        ge=1,
+        description="Optimizer steps of one trajectories request in all (steps × optimizers).",
+    )
 
     @property
     def resolved_max_running_runs_per_user(self) -> int:

@@ -21,6 +21,7 @@ from app.db.tables import DatasetRow, MetricRow, RunRow
 from core.datasets import BuiltinInfo
 from core.specs import RunSpec, StandardizeDoc, Task
 from core.stopping import RunStatus, StopReason
+from core.surfaces import Surface, TrajectoryResult
 
 #: The stop reasons a run reports: every one but ``paused`` (the engine's answer to a
 #: pause, after which the run is queued again, never stored).
@@ -272,11 +273,64 @@ class WeightsDocument(BaseModel):
 class TrajectoryOut(BaseModel):
     optimizer: dict[str, Any] = Field(description="The normalised optimizer spec.")
     points: list[list[float]] = Field(description="[x, y] per step, starting at `start`.")
-    values: list[float] = Field(description="f(x, y) per point.")
+    values: list[float] = Field(
+        description="The objective the optimizer minimises at each point: f(x, y) plus its "
+        "L1/L2 term, λ₁(|x| + |y|) + λ₂(x² + y²) (just f without l1/l2)."
+    )
     diverged_at: int | None = Field(None, description="First step with a non-finite value, if any.")
 
 
 class TrajectoriesResponse(BaseModel):
     function: str = Field(description="The 2-D test function.")
-    minimum: list[float] | None = Field(description="The function's minimum (null for the saddle).")
+    minimum: list[float] | None = Field(
+        description="A minimum of the function (the first of `minima`; null for the saddle)."
+    )
+    minima: list[list[float]] = Field(
+        description="Every minimum [x, y]: four for himmelblau, none for the saddle."
+    )
     trajectories: list[TrajectoryOut] = Field(description="One per optimizer, in order.")
+
+    @staticmethod
+    def body(result: TrajectoryResult) -> dict[str, Any]:
+        """The response body of ``core.surfaces.run_trajectories``'s result (arrays kept
+        as NumPy: ORJSONResponse writes them without a Python list per point)."""
+        return {
+            "function": result.function,
+            "minimum": None if result.minimum is None else list(result.minimum),
+            "minima": [list(point) for point in result.minima],
+            "trajectories": [
+                {
+                    "optimizer": trajectory.optimizer.model_dump(mode="json"),
+                    "points": trajectory.points,
+                    "values": trajectory.values,
+                    "diverged_at": trajectory.diverged_at,
+                }
+                for trajectory in result.trajectories
+            ],
+        }
+
+
+class PlotWindow(BaseModel):
+    x: tuple[float, float] = Field(description="[lo, hi] of x.")
+    y: tuple[float, float] = Field(description="[lo, hi] of y.")
+
+
+class FunctionOut(BaseModel):
+    name: str = Field(description="The function's name in `/optimizers/trajectories`.")
+    formula: str = Field(description="f(x, y), in plain text.", examples=["x² + 10 y²"])
+    minima: list[list[float]] = Field(description="Every minimum [x, y] (none for the saddle).")
+    window: PlotWindow = Field(description="A plotting window showing the minima and the relief.")
+
+    @classmethod
+    def from_surface(cls, surface: Surface) -> FunctionOut:
+        (x_lo, x_hi), (y_lo, y_hi) = surface.window
+        return cls(
+            name=surface.name,
+            formula=surface.formula,
+            minima=[list(point) for point in surface.minima],
+            window=PlotWindow(x=(x_lo, x_hi), y=(y_lo, y_hi)),
+        )
+
+
+class FunctionsResponse(BaseModel):
+    functions: list[FunctionOut] = Field(description="The 2-D test functions.")

@@ -16,8 +16,9 @@ from app.errors import BadRequest, UnsupportedMediaType
 from app.http import GuardedRoute
 from app.schemas import DATASET_EXAMPLE, DatasetCreate, DatasetList, DatasetOut, Problem
 from app.services import datasets as dataset_service
-from core.data import Dataset, dataset_from_csv, dataset_from_json
+from core.data import Dataset
 from core.errors import DatasetError
+from core.loaders import dataset_from_csv, dataset_from_json
 
 DatasetId = Annotated[str, Path(description="Dataset id.", max_length=200)]
 

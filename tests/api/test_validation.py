@@ -49,7 +49,6 @@ BAD_SPECS = {
     ),
     "unknown activation": (with_changes("model.layers.0.activation", "swish"), ["activation"]),
     "unknown optimizer type": (with_changes("optimizer.type", "lbfgs"), ["optimizer"]),
-    "missing optimizer": (with_changes("optimizer", "DELETE"), ["optimizer"]),
     "missing model": (with_changes("model", "DELETE"), ["model"]),
     "no layers": (with_changes("model.layers", []), ["layers"]),
     "softmax in a hidden layer": (
