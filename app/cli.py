@@ -182,6 +182,11 @@ def revoke_user(
         typer.echo(f"{name!r} was already revoked on {_when(user.revoked_at)}")
 
 
+from app.cli_client import register as register_client_commands  # noqa: E402
+
+register_client_commands(cli)  # submit, follow, runs, show, ..., models (the HTTP client)
+
+
 def main() -> None:
     cli()
 
