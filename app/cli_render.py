@@ -148,7 +148,7 @@ def optimizer_text(optimizer: dict[str, Any]) -> str:
 
 
 def metrics_text(metrics: EpochMetrics) -> str:
-    parts = [f"loss {number(metrics.train_loss)}"]
+    parts = [] if metrics.train_loss is None else [f"loss {number(metrics.train_loss)}"]
     if metrics.val_loss is not None:
         parts.append(f"val_loss {number(metrics.val_loss)}")
     if metrics.train_accuracy is not None:

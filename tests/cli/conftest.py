@@ -56,9 +56,9 @@ def api(server: Server) -> Iterator[AnnlabClient]:
 class MockApi:
     """Canned answers by (method, path); every request kept for the assertions."""
 
-    routes: dict[tuple[str, str], list[httpx.Response | Callable[[httpx.Request], httpx.Response]]] = field(
-        default_factory=dict
-    )
+    routes: dict[
+        tuple[str, str], list[httpx.Response | Callable[[httpx.Request], httpx.Response]]
+    ] = field(default_factory=dict)
     requests: list[httpx.Request] = field(default_factory=list)
 
     def add(self, method: str, path: str, *answers: Any, status: int = 200) -> None:
@@ -77,12 +77,20 @@ class MockApi:
         self.requests.append(request)
         queue = self.routes.get((request.method, request.url.path))
         if not queue:
-            return httpx.Response(404, json={"detail": f"no canned answer for {request.method} {request.url.path}"})
+            return httpx.Response(
+                404, json={"detail": f"no canned answer for {request.method} {request.url.path}"}
+            )
         answer = queue.pop(0) if len(queue) > 1 else queue[0]
-        return answer(request) if callable(answer) and not isinstance(answer, httpx.Response) else answer
+        return (
+            answer(request)
+            if callable(answer) and not isinstance(answer, httpx.Response)
+            else answer
+        )
 
     def client(self) -> AnnlabClient:
-        return AnnlabClient("http://annlab.test", "secret", transport=httpx.MockTransport(self.handle))
+        return AnnlabClient(
+            "http://annlab.test", "secret", transport=httpx.MockTransport(self.handle)
+        )
 
     @property
     def last(self) -> httpx.Request:

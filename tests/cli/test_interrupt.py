@@ -57,7 +57,9 @@ class Follower:
                         return found
                 left = deadline - time.monotonic()
                 if left <= 0 or self.ended:
-                    raise AssertionError(f"no {pattern!r} on stderr within {timeout}s: {self.lines}")
+                    raise AssertionError(
+                        f"no {pattern!r} on stderr within {timeout}s: {self.lines}"
+                    )
                 self.changed.wait(left)
 
     def interrupt(self, timeout: float = 20.0) -> tuple[int, str, str]:
