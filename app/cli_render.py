@@ -159,14 +159,19 @@ def metrics_text(metrics: EpochMetrics) -> str:
 
 
 def outcome_line(run: Run) -> str:
-    """The last line of a followed run: how it ended and with what numbers."""
+    """The last lines of a followed run: how it ended, then its numbers (those of the
+    best epoch when the server sends them, else the last epoch's) or its error."""
     reason = f" ({run.stop_reason})" if run.stop_reason else ""
-    line = f"run {run.id} {status_text(run.status)}{reason} at epoch {run.progress.epoch}/{run.progress.epochs}"
+    line = (
+        f"run {run.id} {status_text(run.status)}{reason} "
+        f"at epoch {run.progress.epoch}/{run.progress.epochs}"
+    )
     if run.status == "succeeded":
-        best = _best(run)
-        line += f": {metrics_text(best)}"
-        if run.best_epoch is not None:
-            line += f" (best epoch {run.best_epoch})"
+        if run.best_metrics is not None and run.best_epoch is not None:
+            line += f"\nbest epoch {run.best_epoch}: {metrics_text(run.best_metrics)}"
+        else:
+            best = f" (best epoch {run.best_epoch})" if run.best_epoch is not None else ""
+            line += f"\nepoch {run.progress.epoch}: {metrics_text(run.metrics)}{best}"
     if run.error:
         line += f"\n[red]error: {run.error}[/]"
     return line

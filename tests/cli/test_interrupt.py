@@ -36,7 +36,8 @@ class Follower:
             env={**os.environ, "ANNLAB_URL": server.base_url, "PYTHONUNBUFFERED": "1"},
             text=True,
         )
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         assert self.process.stderr is not None
@@ -65,6 +66,7 @@ class Follower:
     def interrupt(self, timeout: float = 20.0) -> tuple[int, str, str]:
         self.process.send_signal(signal.SIGINT)
         stdout, _ = self.process.communicate(timeout=timeout)
+        self.reader.join(timeout)  # the last lines of stderr, read after the exit
         return self.process.returncode, stdout, "".join(self.lines)
 
 
