@@ -65,7 +65,10 @@ class Follower:
 
     def interrupt(self, timeout: float = 20.0) -> tuple[int, str, str]:
         self.process.send_signal(signal.SIGINT)
-        stdout, _ = self.process.communicate(timeout=timeout)
+        self.process.wait(timeout=timeout)  # (not communicate(): it would read stderr too)
+        assert self.process.stdout is not None
+        stdout = self.process.stdout.read()  # a few lines: they fit in the pipe
+        self.process.stdout.close()
         self.reader.join(timeout)  # the last lines of stderr, read after the exit
         return self.process.returncode, stdout, "".join(self.lines)
 
