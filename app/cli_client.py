@@ -22,16 +22,14 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from app.cli_input import parse_model_ref, read_json_file, rows_for_features
+from app.cli_input import read_json_file, rows_for_features
 from app.cli_render import (
     RunProgress,
-    models_table,
     outcome_line,
     prediction_table,
     run_details,
     runs_table,
     status_text,
-    versions_table,
 )
 from app.client import AnnlabClient, ApiError
 from app.client_types import Prediction, Run
@@ -290,21 +288,21 @@ def predict(
     key: KeyOption = None,
 ) -> None:
     """Predict rows from a CSV or JSON file with a run's trained model."""
-    _check_output(output)
+    check_output(output)
     with connect(url, key) as api:
         run = api.get_run(run_id)
         dataset = api.get_dataset(run.dataset)
-        inputs, records = _load_rows(csv, rows, dataset.feature_names)
+        inputs, records = load_rows(csv, rows, dataset.feature_names)
         prediction = api.predict(run_id, inputs, records=records, epoch=epoch)
     show_prediction(prediction, dataset.class_names, output)
 
 
-def _check_output(output: str) -> None:
+def check_output(output: str) -> None:
     if output not in ("table", "json", "csv"):
         raise typer.BadParameter("choose table, json or csv", param_hint="--output")
 
 
-def _load_rows(
+def load_rows(
     csv: Path | None, rows: Path | None, feature_names: list[str]
 ) -> tuple[list[list[float]] | None, list[dict[str, float]] | None]:
     if (csv is None) == (rows is None):
@@ -391,124 +389,12 @@ def plot(
     stdout().print(f"wrote {out} ({len(content):,} bytes)")
 
 
-# ------------------------------------------------------------------- models
-
-models_cli = typer.Typer(help="The model registry: names, versions, aliases.", no_args_is_help=True)
-
-
-@models_cli.command("list")
-def models_list(as_json: JsonOption = False, url: UrlOption = None, key: KeyOption = None) -> None:
-    """Every model with its latest version and aliases."""
-    with connect(url, key) as api:
-        page = api.list_models()
-    if as_json:
-        echo_json(page.model_dump(mode="json"))
-    else:
-        stdout().print(models_table(page.items))
-
-
-@models_cli.command("show")
-def models_show(
-    name: str, as_json: JsonOption = False, url: UrlOption = None, key: KeyOption = None
-) -> None:
-    """A model's versions and where its aliases point."""
-    with connect(url, key) as api:
-        model = api.get_model(name)
-    if as_json:
-        echo_json(model.model_dump(mode="json"))
-    else:
-        stdout().print(versions_table(model))
-
-
-@models_cli.command("create")
-def models_create(
-    name: str,
-    description: Annotated[str | None, typer.Option(help="What the model is for.")] = None,
-    as_json: JsonOption = False,
-    url: UrlOption = None,
-    key: KeyOption = None,
-) -> None:
-    """Create a model (a name to register versions under)."""
-    with connect(url, key) as api:
-        model = api.create_model(name, description=description)
-    if as_json:
-        echo_json(model.model_dump(mode="json"))
-    else:
-        stdout().print(f"created model {model.name}")
-
-
-@models_cli.command("version")
-def models_version(
-    name: str,
-    run_id: RunArgument,
-    epoch: EpochOption = None,
-    as_json: JsonOption = False,
-    url: UrlOption = None,
-    key: KeyOption = None,
-) -> None:
-    """Register a succeeded run's model (or one of its snapshots) as the next version."""
-    with connect(url, key) as api:
-        version = api.create_version(name, run_id=run_id, epoch=epoch)
-    if as_json:
-        echo_json(version.model_dump(mode="json"))
-    else:
-        stdout().print(f"{name} version {version.version} ← run {version.run_id}")
-
-
-@models_cli.command("alias")
-def models_alias(
-    name: str,
-    alias: str,
-    version: Annotated[int | None, typer.Argument(help="The version the alias points to.")] = None,
-    remove: Annotated[bool, typer.Option("--delete", help="Remove the alias.")] = False,
-    url: UrlOption = None,
-    key: KeyOption = None,
-) -> None:
-    """Point ALIAS at VERSION (takes effect on the next request), or --delete it."""
-    if remove == (version is not None):
-        raise typer.BadParameter("give a VERSION to point the alias at, or --delete")
-    with connect(url, key) as api:
-        if remove:
-            api.delete_alias(name, alias)
-            stdout().print(f"deleted alias {name}@{alias}")
-        else:
-            api.set_alias(name, alias, version=version)  # type: ignore[arg-type]
-            stdout().print(f"{name}@{alias} → version {version}")
-
-
-@models_cli.command("predict")
-def models_predict(
-    ref: Annotated[str, typer.Argument(help="NAME@ALIAS or NAME/VERSION.", metavar="MODEL")],
-    csv: CsvOption = None,
-    rows: JsonInputOption = None,
-    output: OutputOption = "table",
-    url: UrlOption = None,
-    key: KeyOption = None,
-) -> None:
-    """Predict with a model by alias or version."""
-    _check_output(output)
-    name, version, alias = parse_model_ref(ref)
-    with connect(url, key) as api:
-        model = api.get_model(name)
-        number = version if version is not None else model.aliases.get(alias or "")
-        if number is None:
-            fail(
-                f"model {name!r} has no alias {alias!r} (aliases: {sorted(model.aliases) or 'none'})"
-            )
-        found = [entry for entry in model.versions if entry.version == number]
-        if not found:
-            fail(f"model {name!r} has no version {number}")
-        dataset = api.get_dataset(api.get_run(found[0].run_id).dataset)
-        inputs, records = _load_rows(csv, rows, dataset.feature_names)
-        prediction = api.predict_model(name, inputs, version=version, alias=alias, records=records)
-    show_prediction(prediction, dataset.class_names, output)
-
-
 def register(cli: typer.Typer) -> None:
     """Add the client's commands to the ``annlab`` command."""
     for command in (submit, follow, runs, show, stop, cancel, delete, predict, weights, plot):
         cli.command()(command)
     from app.cli_experiment import experiment
+    from app.cli_models import models_cli
 
     cli.command()(experiment)
     cli.add_typer(models_cli, name="models")
