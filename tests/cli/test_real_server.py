@@ -283,3 +283,18 @@ def test_predict_from_json_rows(
         ["predict", run_id, "--json", "-", "--url", server.base_url], input="[[1, 2, 3]]"
     )
     assert wide.exit_code == 1 and "each row must have 4 numbers" in wide.stderr
+
+
+def test_follow_through_a_dropped_connection_reconnects_and_finishes(
+    run_cli: Any, api: AnnlabClient, server: Any
+) -> None:
+    run = api.submit_run(long_spec(epochs=200, name="cli follow resume"))
+    # The command's first connection carries GET /runs/{id} (~1.5 kB) and then the
+    # event stream, cut a few events in.
+    with CuttingProxy(server.port, cut_first_after=4000) as proxy:
+        result = run_cli(["follow", run.id, "--url", proxy.url])
+        assert proxy.cuts == 1
+    assert result.exit_code == 0, result.output
+    assert "connection lost" in result.stderr and "reconnecting (attempt 1)" in result.stderr
+    assert "200/200" in result.stderr
+    assert f"run {run.id} succeeded (completed) at epoch 200/200" in result.stdout
