@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, cast
 
 import typer
 from rich.console import Console
@@ -31,7 +31,7 @@ from app.cli_render import (
     runs_table,
     status_text,
 )
-from app.client import AnnlabClient, ApiError
+from app.client import AnnlabClient, ApiError, PlotFormat, PlotKind, WeightsFormat
 from app.client_types import Prediction, Run
 
 #: Exit code of a follow detached by Ctrl-C (the shell's 128 + SIGINT).
@@ -355,7 +355,7 @@ def weights(
     if format is None:
         raise typer.BadParameter("the file must end in .json, .npz or .onnx", param_hint="-o")
     with connect(url, key) as api:
-        content = api.weights(run_id, format=format, epoch=epoch)  # type: ignore[arg-type]
+        content = api.weights(run_id, format=cast(WeightsFormat, format), epoch=epoch)
     out.write_bytes(content)
     stdout().print(f"wrote {out} ({len(content):,} bytes, {format})")
 
@@ -379,11 +379,11 @@ def plot(
     with connect(url, key) as api:
         content = api.plot(
             run_id,
-            kind=kind,
-            format=format,
+            kind=cast(PlotKind, kind),
+            format=cast(PlotFormat, format),
             width=width,
             height=height,
-            epoch=epoch,  # type: ignore[arg-type]
+            epoch=epoch,
         )
     out.write_bytes(content)
     stdout().print(f"wrote {out} ({len(content):,} bytes)")

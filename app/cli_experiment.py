@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -87,7 +87,7 @@ def experiment(
         raise typer.Exit(1)
 
 
-def _grid_document(path: Path) -> dict:
+def _grid_document(path: Path) -> dict[str, Any]:
     document = read_json_file(path)
     if not isinstance(document, dict):
         raise typer.BadParameter(f"{path}: expected a JSON object with name, base and grid")

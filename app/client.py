@@ -109,7 +109,7 @@ class AnnlabClient:
             raise ApiError(None, f"cannot reach annlab at {self.base_url}: {exc}") from exc
         if response.is_error:
             raise error_from(response)
-        return response.json()
+        return dict(response.json())
 
     # -- datasets
 
@@ -284,7 +284,7 @@ class AnnlabClient:
 
     def weights_document(self, run_id: str, *, epoch: int | None = None) -> dict[str, Any]:
         params = {"epoch": epoch} if epoch is not None else None
-        return self._json("GET", f"/runs/{run_id}/weights", params=params)
+        return dict(self._json("GET", f"/runs/{run_id}/weights", params=params))
 
     def predict(
         self,
@@ -333,7 +333,7 @@ class AnnlabClient:
             body = {"dataset": dataset}
         elif inputs is not None:
             body = {"inputs": inputs, "targets": targets}
-        return self._json("POST", f"/runs/{run_id}/evaluate", json=body)
+        return dict(self._json("POST", f"/runs/{run_id}/evaluate", json=body))
 
     def plot(
         self,
