@@ -217,6 +217,9 @@ def revoke_user(
 
 # ----------------------------------------------------------------- more commands
 # Command groups defined in other modules register on ``cli`` here, one line each.
+from app.cli_client import register as register_client_commands  # noqa: E402
+
+register_client_commands(cli)  # submit, follow, runs, show, ..., experiment, models
 
 
 def main() -> None:
