@@ -204,9 +204,11 @@ class RunsCollector(Collector):
         busy_by: dict[str, int] = {}
         for status, claimed_by, count, oldest in rows:
             by_status[status] = by_status.get(status, 0) + count
-            if status == RunStatus.QUEUED and oldest is not None:
-                oldest = _aware(oldest)
-                oldest_queued = oldest if oldest_queued is None else min(oldest_queued, oldest)
+            queued_since = _aware(oldest) if status == RunStatus.QUEUED else None
+            if queued_since is not None:
+                oldest_queued = (
+                    queued_since if oldest_queued is None else min(oldest_queued, queued_since)
+                )
             if status == RunStatus.RUNNING and claimed_by:
                 busy_by[claimed_by] = busy_by.get(claimed_by, 0) + count
 

@@ -31,6 +31,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from core.surfaces import evaluate as evaluate_surface
+
 Format = Literal["png", "svg"]
 
 MIN_SIZE, MAX_SIZE = 200, 3000
@@ -391,15 +393,14 @@ def optimizer_label(optimizer: Mapping[str, Any]) -> str:
 
 
 class SurfaceFunction:
-    """``f(X, Y)`` from a function of one point p = (x, y) that also works on stacked
-    arrays (every function of ``core.surfaces``). A plain class, so it pickles into a
-    process pool when ``value`` is a module-level function."""
+    """``f(X, Y)`` of one of ``core.surfaces``' functions, by name, on meshgrids. A
+    plain class holding only the name, so it pickles into a process pool."""
 
-    def __init__(self, value: Callable[[np.ndarray], Any]) -> None:
-        self.value = value
+    def __init__(self, name: str) -> None:
+        self.name = name
 
     def __call__(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return np.asarray(self.value(np.stack([x, y])), dtype=np.float64)
+        return evaluate_surface(self.name, x, y)
 
 
 # ------------------------------------------------------------------------- helpers
@@ -506,19 +507,20 @@ def _placed_legend(fig: Figure, ax: Axes, scale: float, width: int) -> None:
     count = len(handles)
     font = scale * (8 if count > 6 else 8.5)
     char_px = 0.6 * font * DPI / 72  # a generous average glyph width
+    loc: Literal["outside lower center", "outside right upper"]
     if width < 500:
         ncols = 2 if count > 4 else 1
         room = 0.95 * width / ncols - 5 * font * DPI / 72  # minus handle and gaps
-        where = {"loc": "outside lower center", "ncols": ncols}
+        loc = "outside lower center"
     elif count > 6:
         ncols = 1 if count <= 16 else 2
         room = 0.42 * width / ncols - 5 * font * DPI / 72
-        where = {"loc": "outside right upper", "ncols": ncols}
+        loc = "outside right upper"
     else:
         ax.legend(handles, labels, fontsize=font, loc="best", framealpha=0.9)
         return
     labels = [_shorten(label, max(int(room / char_px), 8)) for label in labels]
-    fig.legend(handles, labels, fontsize=font, frameon=False, **where)
+    fig.legend(handles, labels, fontsize=font, frameon=False, loc=loc, ncols=ncols)
 
 
 def _shorten(text: str, limit: int) -> str:

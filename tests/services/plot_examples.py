@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from app.schemas import TrajectoriesResponse
 from app.services import plots
 from core.datasets import load_builtin
 from core.specs import RunSpec, TrajectoryRequest, check_against_dataset
@@ -101,7 +102,8 @@ def trajectories_answer(function: str = "rosenbrock") -> dict[str, Any]:
             ],
         }
     )
-    return run_trajectories(request)
+    # The API's answer shape (what the plot route hands the renderer).
+    return TrajectoriesResponse.body(run_trajectories(request))
 
 
 def experiment_runs() -> list[tuple[str, dict[str, list[Any]]]]:
@@ -142,7 +144,7 @@ def examples(fmt: plots.Format = "png", width: int = 800, height: int = 500) -> 
             **size,
         ),
         "trajectories-rosenbrock": plots.trajectories_plot(
-            answer, f=plots.SurfaceFunction(surface.value), **size
+            answer, f=plots.SurfaceFunction(surface.name), **size
         ),
         "experiment-moons": plots.experiment_plot(
             experiment_runs(), title="optimizers on moons", **size

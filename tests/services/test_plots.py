@@ -14,7 +14,6 @@ import pytest
 
 from app.services import plots
 from app.services.plot_pool import PlotCache, PlotRenderer, PlotsBusy
-from core.surfaces import SURFACES
 from tests.services import plot_examples as ex
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -45,7 +44,7 @@ def kinds() -> dict[str, Any]:
     moons, moons_data = ex.moons_run()
     grid = ex.boundary_grid(moons, moons_data.features, n=60)
     answer = ex.trajectories_answer()
-    f = plots.SurfaceFunction(SURFACES["rosenbrock"].value)
+    f = plots.SurfaceFunction("rosenbrock")
     runs = [
         ("optimizer=adam lr=0.01", ex.metrics_lists(iris)),
         ("optimizer=adam lr=0.01 (moons)", ex.metrics_lists(moons)),
@@ -199,7 +198,7 @@ def test_trajectories_legend_labels_optimizers_start_and_minima() -> None:
     minima = [[3.0, 2.0], [-2.805118, 3.131312], [-3.779310, -3.283186], [3.584428, -1.848126]]
     svg = svg_text(
         plots.trajectories_plot(
-            answer, f=plots.SurfaceFunction(SURFACES["himmelblau"].value), minima=minima, fmt="svg"
+            answer, f=plots.SurfaceFunction("himmelblau"), minima=minima, fmt="svg"
         )
     )
     for text in (
@@ -227,11 +226,7 @@ def test_trajectories_of_a_diverged_path_says_so() -> None:
             }
         ],
     }
-    svg = svg_text(
-        plots.trajectories_plot(
-            answer, f=plots.SurfaceFunction(SURFACES["quadratic"].value), fmt="svg"
-        )
-    )
+    svg = svg_text(plots.trajectories_plot(answer, f=plots.SurfaceFunction("quadratic"), fmt="svg"))
     assert "<!-- sgd lr=2 (diverged at step 2) -->" in svg
 
 
@@ -447,7 +442,7 @@ def test_process_pool_renders_a_real_plot() -> None:
                 ("traj",),
                 plots.trajectories_plot,
                 answer,
-                f=plots.SurfaceFunction(SURFACES["quadratic"].value),
+                f=plots.SurfaceFunction("quadratic"),
                 width=300,
                 height=200,
             )
