@@ -192,12 +192,11 @@ def _network(model: TrainedModel) -> Network:
     return network
 
 
-def prepare_rows(
+def check_rows(
     model: TrainedModel, inputs: NDArray[Any] | Sequence[Sequence[float]]
-) -> NDArray[Any]:
-    """Raw rows → the network's inputs as training makes them: standardised with the
-    model's mean/std in float64, then the model's dtype. DatasetError (field
-    ``inputs``) for a wrong shape or a value that is not finite."""
+) -> NDArray[np.float64]:
+    """Raw rows as float64 (n, n_features), n ≥ 1, every value finite; DatasetError
+    (field ``inputs``) naming the first problem otherwise."""
     try:
         rows = np.asarray(inputs, dtype=np.float64)
     except (TypeError, ValueError):
@@ -211,6 +210,17 @@ def prepare_rows(
     if not np.isfinite(rows).all():
         row, column = (int(i) for i in np.argwhere(~np.isfinite(rows))[0])
         raise DatasetError(f"inputs[{row}][{column}] is not a finite number", field="inputs")
+    return rows
+
+
+def prepare_rows(
+    model: TrainedModel, inputs: NDArray[Any] | Sequence[Sequence[float]]
+) -> NDArray[Any]:
+    """Raw rows → the network's inputs as training makes them: standardised with the
+    model's mean/std in float64, then the model's dtype. DatasetError (field
+    ``inputs``) for a wrong shape or a value that is not finite (also once
+    standardised: float32 overflows sooner)."""
+    rows = check_rows(model, inputs)
     with np.errstate(over="ignore", invalid="ignore"):
         prepared = model.prepare(rows)
     if not np.isfinite(prepared).all():
