@@ -23,6 +23,7 @@ from app.jobs.base import Executor, NoExecutor
 from app.jobs.local import LocalProcessExecutor, ThreadExecutor
 from app.predict_cache import PredictCache
 from app.schemas import PredictRequest, Problem
+from app.web.routes import mount_web
 
 log = logging.getLogger("annlab")
 
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The hot route first (same behaviour, see PredictFastLane; OpenAPI unchanged).
     app.router.routes.insert(0, PredictFastLane(api_router.prefix))
     _document_raw_bodies(app)
+    mount_web(app)  # the dashboard (app/web): pages, /static, /vendor
     return app
 
 
