@@ -108,9 +108,20 @@ export async function has(path, method = "get") {
   return Boolean(paths[API + path] && paths[API + path][method]);
 }
 
+/** Whether GET `path`'s query parameter `name` accepts `value` (an enum in the schema, or free text). */
+export async function paramAllows(path, name, value) {
+  const op = (await features())[API + path]?.get;
+  const param = (op?.parameters || []).find((p) => p.name === name);
+  if (!param) return false;
+  const text = JSON.stringify(param.schema || {});
+  return !text.includes('"enum"') && !text.includes('"const"') ? true : text.includes(`"${value}"`);
+}
+
 /** Read a text/event-stream with fetch (EventSource cannot send the bearer header). */
-export async function streamEvents(path, onEvent, signal) {
-  const response = await rawFetch(path, { headers: { Accept: "text/event-stream" }, signal });
+export async function streamEvents(path, onEvent, signal, lastEventId) {
+  const headers = { Accept: "text/event-stream" };
+  if (lastEventId) headers["Last-Event-ID"] = String(lastEventId);
+  const response = await rawFetch(path, { headers, signal });
   if (!response.ok || !response.body) throw new ApiError(response.status, "event stream unavailable");
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
@@ -175,7 +186,7 @@ export function pageData(name) { return document.getElementById("page").dataset[
 /** A card saying a feature is not on this server (its endpoint answered 404). */
 export function unavailable(what) {
   return el("div", { class: "notice", "data-unavailable": "" },
-    `${what} is not available on this server yet (the API answers 404). It appears here once the server has it.`);
+    `${what} is not available on this server yet: its API endpoints are not there. This page lights up once they are.`);
 }
 
 // ------------------------------------------------------------------ numbers and colours
