@@ -151,7 +151,7 @@ function animate(answer, steps) {
   delete status.dataset.done;
   const frame = (now) => {
     const speed = Number($("#speed").value);
-    const step = Math.min(steps, Math.floor(((now - began) / 1000) * speed));
+    const step = Math.max(0, Math.min(steps, Math.floor(((now - began) / 1000) * speed)));
     const xs = []; const ys = []; const idx = []; const vx = []; const vy = []; const vidx = [];
     paths.forEach((t, i) => {
       const n = Math.min(step + 1, t.points.length);
