@@ -46,12 +46,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Server]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Server]:
     env = getattr(request.module, "SERVER_ENV", {"ANNLAB_WORKERS": "1"})
     root = tmp_path_factory.mktemp("web")
     data_dir = root / "data"
     data_dir.mkdir()
-    srv = Server(name=request.module.__name__.rsplit(".", 1)[-1], data_dir=data_dir, log_dir=root, env=dict(env))
+    srv = Server(
+        name=request.module.__name__.rsplit(".", 1)[-1],
+        data_dir=data_dir,
+        log_dir=root,
+        env=dict(env),
+    )
     try:
         srv.start()
         yield srv
@@ -79,7 +86,9 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS
+        )
         yield chromium
         chromium.close()
 
@@ -131,6 +140,7 @@ def shot() -> Callable[[Any, str], Path]:
 
     def take(pg: Any, name: str, full_page: bool = False) -> Path:
         path = ARTIFACTS / f"{name}.png"
+        pg.evaluate("() => window.scrollTo(0, 0)")
         pg.screenshot(path=str(path), full_page=full_page)
         return path
 
@@ -142,7 +152,12 @@ def spec(name: str, dataset: str = "moons", epochs: int = 30, **training: Any) -
     return {
         "name": name,
         "dataset": dataset,
-        "model": {"layers": [{"units": 8, "activation": "tanh"}, {"units": 3 if dataset in ("iris", "spiral") else 2, "activation": "softmax"}]},
+        "model": {
+            "layers": [
+                {"units": 8, "activation": "tanh"},
+                {"units": 3 if dataset in ("iris", "spiral") else 2, "activation": "softmax"},
+            ]
+        },
         "optimizer": {"type": "adam", "learning_rate": 0.02},
         "training": {"epochs": epochs, **training},
     }

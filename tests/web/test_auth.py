@@ -16,12 +16,16 @@ def make_key(server: Server, name: str) -> str:
     out = subprocess.run(
         [str(ANNLAB), "users", "create", name],
         env={**os.environ, "ANNLAB_DATA_DIR": str(server.data_dir), "ANNLAB_AUTH": "on"},
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return out.strip().splitlines()[-1].strip()
 
 
-def test_the_page_asks_for_a_key_then_loads(page: Any, server: Server, base_url: str, shot: Any) -> None:
+def test_the_page_asks_for_a_key_then_loads(
+    page: Any, server: Server, base_url: str, shot: Any
+) -> None:
     key = make_key(server, "alice")
     page.goto(base_url + "/")
     page.wait_for_selector("#auth-dialog[open]")

@@ -17,7 +17,13 @@ XSS = "<img src=x onerror=alert(1)>"
 def runs(api: httpx.Client) -> list[dict[str, Any]]:
     made = [
         submit(api, spec("adam on moons", epochs=80)),
-        submit(api, {**spec("sgd on moons", epochs=80), "optimizer": {"type": "sgd", "learning_rate": 0.1, "momentum": 0.9}}),
+        submit(
+            api,
+            {
+                **spec("sgd on moons", epochs=80),
+                "optimizer": {"type": "sgd", "learning_rate": 0.1, "momentum": 0.9},
+            },
+        ),
         submit(api, spec(XSS, dataset="iris", epochs=40)),
     ]
     return [wait_finished(api, run["id"]) for run in made]
@@ -31,16 +37,26 @@ def pages(runs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
         ("new-run", "/runs/new", "#json-preview:has-text('\"dataset\"')"),
         ("run", f"/runs/{a}", "#chart-loss[data-points='80']"),
         ("run-xss", f"/runs/{xss}", "#chart-loss[data-points='40']"),
-        ("compare", f"/compare?runs={a},{b},{xss}", "#compare-diff tr[data-field='optimizer.type']"),
+        (
+            "compare",
+            f"/compare?runs={a},{b},{xss}",
+            "#compare-diff tr[data-field='optimizer.type']",
+        ),
         ("experiments", "/experiments", "#experiments :is(table, [data-unavailable], .empty)"),
-        ("experiment", "/experiments/exp_none", "#exp-missing:not([hidden]), #exp-body:not([hidden])"),
+        (
+            "experiment",
+            "/experiments/exp_none",
+            "#exp-missing:not([hidden]), #exp-body:not([hidden])",
+        ),
         ("models", "/models", "#models :is(section, [data-unavailable])"),
         ("datasets", "/datasets", "tr[data-dataset-id='moons']"),
         ("optimizers", "/optimizers", "#chart-race .contour, #chart-race .heatmaplayer"),
     ]
 
 
-def test_every_page_loads_clean_and_is_screenshotted(page: Any, base_url: str, runs: list[dict[str, Any]], shot: Any) -> None:
+def test_every_page_loads_clean_and_is_screenshotted(
+    page: Any, base_url: str, runs: list[dict[str, Any]], shot: Any
+) -> None:
     for name, path, ready in pages(runs):
         page.goto(base_url + path)
         page.wait_for_selector(ready, state="attached")
@@ -50,7 +66,9 @@ def test_every_page_loads_clean_and_is_screenshotted(page: Any, base_url: str, r
     page.watch.assert_clean()
 
 
-def test_a_name_typed_as_html_stays_text(page: Any, base_url: str, runs: list[dict[str, Any]]) -> None:
+def test_a_name_typed_as_html_stays_text(
+    page: Any, base_url: str, runs: list[dict[str, Any]]
+) -> None:
     xss = runs[2]
     for path in ("/", f"/runs/{xss['id']}", f"/compare?runs={runs[0]['id']},{xss['id']}"):
         page.goto(base_url + path)
@@ -62,7 +80,9 @@ def test_a_name_typed_as_html_stays_text(page: Any, base_url: str, runs: list[di
     page.watch.assert_clean()
 
 
-def test_long_series_are_down_sampled_keeping_extremes(page: Any, base_url: str, runs: list[dict[str, Any]]) -> None:
+def test_long_series_are_down_sampled_keeping_extremes(
+    page: Any, base_url: str, runs: list[dict[str, Any]]
+) -> None:
     """100,000 epochs draw as at most a few thousand points, the spike and the minimum kept."""
     page.goto(f"{base_url}/runs/{runs[0]['id']}")
     page.wait_for_selector("#chart-loss[data-points='80']")

@@ -11,7 +11,9 @@ import pytest
 from .conftest import has_endpoint, submit, wait_finished
 
 
-def test_submit_from_the_form_and_watch_it_finish(page: Any, base_url: str, api: httpx.Client, shot: Any) -> None:
+def test_submit_from_the_form_and_watch_it_finish(
+    page: Any, base_url: str, api: httpx.Client, shot: Any
+) -> None:
     page.goto(f"{base_url}/runs/new")
     page.wait_for_selector("#dataset option[value='moons']", state="attached")
     page.fill("#name", "form run on moons")
@@ -36,18 +38,33 @@ def test_submit_from_the_form_and_watch_it_finish(page: Any, base_url: str, api:
     page.watch.assert_clean()
 
 
-def test_the_curves_grow_while_it_trains(page: Any, base_url: str, api: httpx.Client, shot: Any) -> None:
-    long_run = submit(api, {
-        "name": "a long run", "dataset": "iris",
-        "model": {"layers": [{"units": 16, "activation": "relu"}, {"units": 3, "activation": "softmax"}]},
-        "optimizer": {"type": "sgd", "learning_rate": 0.01},
-        "training": {"epochs": 200_000, "batch_size": 4},
-    })
+def test_the_curves_grow_while_it_trains(
+    page: Any, base_url: str, api: httpx.Client, shot: Any
+) -> None:
+    long_run = submit(
+        api,
+        {
+            "name": "a long run",
+            "dataset": "iris",
+            "model": {
+                "layers": [
+                    {"units": 16, "activation": "relu"},
+                    {"units": 3, "activation": "softmax"},
+                ]
+            },
+            "optimizer": {"type": "sgd", "learning_rate": 0.01},
+            "training": {"epochs": 200_000, "batch_size": 4},
+        },
+    )
     page.goto(f"{base_url}/runs/{long_run['id']}")
     page.wait_for_selector("#run-status [data-status='running']", timeout=30_000)
-    page.wait_for_function("() => Number(document.getElementById('chart-loss').dataset.points || 0) > 0")
+    page.wait_for_function(
+        "() => Number(document.getElementById('chart-loss').dataset.points || 0) > 0"
+    )
     first = int(page.get_attribute("#chart-loss", "data-points"))
-    page.wait_for_function(f"() => Number(document.getElementById('chart-loss').dataset.points) > {first + 5}")
+    page.wait_for_function(
+        f"() => Number(document.getElementById('chart-loss').dataset.points) > {first + 5}"
+    )
     assert page.locator("#run-status [data-status='running']").count() == 1
     shot(page, "run-live")
     page.click("#cancel")
@@ -80,18 +97,42 @@ def test_server_errors_are_shown_at_the_field_they_name(page: Any, base_url: str
     assert page.locator("#epochs ~ .field-error.server").count() == 0  # old errors cleared
 
 
-def test_the_boundary_slider_changes_the_picture(page: Any, base_url: str, api: httpx.Client) -> None:
-    if not (has_endpoint(api, "/runs/{run_id}/decision-boundary") and has_endpoint(api, "/runs/{run_id}/snapshots")):
-        pytest.skip("this server has no /decision-boundary and /snapshots yet (the panel is hidden)")
-    run = submit(api, {"name": "boundary", "dataset": "moons",
-                       "model": {"layers": [{"units": 8, "activation": "tanh"}, {"units": 2, "activation": "softmax"}]},
-                       "optimizer": {"type": "adam", "learning_rate": 0.05}, "training": {"epochs": 100}})
+def test_the_boundary_slider_changes_the_picture(
+    page: Any, base_url: str, api: httpx.Client
+) -> None:
+    if not (
+        has_endpoint(api, "/runs/{run_id}/decision-boundary")
+        and has_endpoint(api, "/runs/{run_id}/snapshots")
+    ):
+        pytest.skip(
+            "this server has no /decision-boundary and /snapshots yet (the panel is hidden)"
+        )
+    run = submit(
+        api,
+        {
+            "name": "boundary",
+            "dataset": "moons",
+            "model": {
+                "layers": [
+                    {"units": 8, "activation": "tanh"},
+                    {"units": 2, "activation": "softmax"},
+                ]
+            },
+            "optimizer": {"type": "adam", "learning_rate": 0.05},
+            "training": {"epochs": 100},
+        },
+    )
     wait_finished(api, run["id"])
     page.goto(f"{base_url}/runs/{run['id']}")
     page.wait_for_selector("#chart-boundary[data-epoch]")
     last = page.get_attribute("#chart-boundary", "data-epoch")
     picture = page.evaluate("JSON.stringify(document.getElementById('chart-boundary').data[0].z)")
     page.locator("#boundary-slider").fill("0")
-    page.wait_for_function(f"() => document.getElementById('chart-boundary').dataset.epoch !== '{last}'")
-    assert page.evaluate("JSON.stringify(document.getElementById('chart-boundary').data[0].z)") != picture
+    page.wait_for_function(
+        f"() => document.getElementById('chart-boundary').dataset.epoch !== '{last}'"
+    )
+    assert (
+        page.evaluate("JSON.stringify(document.getElementById('chart-boundary').data[0].z)")
+        != picture
+    )
     page.watch.assert_clean()

@@ -88,7 +88,7 @@ export class Curves {
         title: { text: chart.title, font: { size: 13 }, x: 0.02, y: 0.97 },
         uirevision: key,
         shapes,
-        annotations: shapes.length ? [{ x: this.bestEpoch, yref: "paper", y: 1, text: `best ${this.bestEpoch}`, showarrow: false, font: { size: 10, color: "#5d6675" }, yanchor: "bottom" }] : [],
+        annotations: shapes.length ? [{ x: this.bestEpoch, yref: "paper", y: 0.02, text: `best ${this.bestEpoch}`, showarrow: false, font: { size: 10, color: "#5d6675" }, xanchor: "right", yanchor: "bottom", bgcolor: "rgba(255,255,255,.8)" }] : [],
         xaxis: { ...baseLayout().xaxis, title: { text: "epoch" } },
         yaxis: { ...baseLayout().yaxis, type: key === "loss" && this.logY ? "log" : "linear", tickformat: key === "accuracy" ? ".0%" : undefined, rangemode: key === "accuracy" ? undefined : "tozero" },
         margin: { l: 52, r: 10, t: 44, b: 40 },
