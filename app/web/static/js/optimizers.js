@@ -71,7 +71,9 @@ function layout(fn) {
 function drawFunction() {
   stop();
   const fn = current();
-  start = [...fn.start];
+  const inside = (v, [lo, hi]) => v >= lo && v <= hi;
+  start = inside(fn.start[0], fn.x) && inside(fn.start[1], fn.y)
+    ? [...fn.start] : [fn.x[0] + 0.2 * (fn.x[1] - fn.x[0]), fn.y[0] + 0.8 * (fn.y[1] - fn.y[0])];
   $("#start-x").value = start[0];
   $("#start-y").value = start[1];
   $("#fn-formula").textContent = `f(x, y) = ${fn.formula}`;
