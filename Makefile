@@ -1,6 +1,6 @@
 # annlab — two commands on a fresh clone:
 #   make run    install into .venv and serve on http://127.0.0.1:8000 (SQLite under ./data)
-#   make test   install with the dev extras, then ruff and the whole pytest suite
+#   make test   install with the dev extras, then ruff, mypy and the whole pytest suite
 # The stamp files make pip run again whenever pyproject.toml changes.
 
 PYTHON ?= python3
@@ -30,6 +30,7 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
+	$(BIN)/mypy app core
 	$(BIN)/pytest -q
 
 lint: $(VENV)/.installed-dev

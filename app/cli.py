@@ -44,7 +44,7 @@ def serve(
         overrides["workers"] = workers
     if data_dir is not None:
         overrides["data_dir"] = data_dir
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings = Settings.model_validate(overrides)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = settings.resolved_database_url
     shown = database.split("@")[-1] if "@" in database else database
@@ -59,6 +59,39 @@ def serve(
         timeout_graceful_shutdown=3,
         log_level="info",
     )
+
+
+@cli.command()
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency", "-c", min=1, help="Worker processes (default ANNLAB_WORKERS)."
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data directory (default ANNLAB_DATA_DIR or ./data).")
+    ] = None,
+) -> None:
+    """Train queued runs from the server's database, without serving HTTP.
+
+    Pair it with a server started with ANNLAB_EXECUTOR=none (or add it to one that
+    trains too). SIGTERM or Ctrl-C pauses the running runs and requeues them."""
+    import logging
+
+    from app.jobs.standalone import run_pool
+
+    overrides: dict[str, object] = {}
+    if concurrency is not None:
+        overrides["workers"] = concurrency
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    settings = Settings.model_validate(overrides)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
+    database = settings.resolved_database_url
+    shown = database.split("@")[-1] if "@" in database else database
+    typer.echo(f"annlab worker: {settings.workers} process(es) on {shown}", err=True)
+    run_pool(settings)
 
 
 # ------------------------------------------------------------------------ users
@@ -180,6 +213,10 @@ def revoke_user(
         typer.echo(f"revoked {name!r}: their key no longer works")
     else:
         typer.echo(f"{name!r} was already revoked on {_when(user.revoked_at)}")
+
+
+# ----------------------------------------------------------------- more commands
+# Command groups defined in other modules register on ``cli`` here, one line each.
 
 
 def main() -> None:

@@ -13,6 +13,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: The executors ``app.jobs.registry`` builds (a new backend adds its name here).
+ExecutorName = Literal["process", "thread", "none"]
+
 
 def default_workers() -> int:
     """One worker per core, leaving one for the API process; at least one."""
@@ -29,7 +32,7 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL; default sqlite:///<data_dir>/annlab.db."
     )
     workers: int = Field(default_factory=default_workers, ge=1, description="Worker processes.")
-    executor: Literal["process", "thread", "none"] = Field(
+    executor: ExecutorName = Field(
         "process",
         description="process: a pool of worker processes (production); thread: the same "
         "worker code in threads of the API process (tests); none: no local workers.",
@@ -46,6 +49,7 @@ class Settings(BaseSettings):
     auth: bool = Field(
         False, description="Require an API key (`Authorization: Bearer KEY`) on /api/v1."
     )
+    metrics: bool = Field(True, description="Serve Prometheus metrics at GET /metrics.")
     predict_cache_size: int = Field(64, ge=1, description="Trained models kept loaded.")
     worker_nice: int = Field(
         5,
@@ -65,6 +69,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(50 * 1024 * 1024, ge=1)
     max_queued_runs: int = Field(1000, ge=1, description="Queued runs per user.")
     max_json_depth: int = Field(64, ge=8, description="Deepest JSON nesting accepted.")
+    max_trajectory_work: int = Field(
+        200_000,
+        ge=1,
+        description="Optimizer steps of one trajectories request in all (steps × optimizers).",
+    )
 
     @property
     def resolved_max_running_runs_per_user(self) -> int:

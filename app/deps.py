@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Request, Security
@@ -13,13 +12,13 @@ from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
 from app.db import runs as run_store
-from app.db import users as user_store
 from app.db.engine import transaction
 from app.db.tables import RunRow
-from app.db.users import LOCAL_USER_ID
 from app.errors import NotFound, Unauthorized
 from app.jobs.base import Executor
-from app.predict_cache import PredictCache
+from app.services.auth import LOCAL_ADMIN, Caller, authenticate
+from app.services.runs import InFlightKeys
+from app.services.serving import ModelCache
 
 
 async def get_settings(request: Request) -> Settings:
@@ -32,41 +31,18 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """A session committed when the route function returns, before the response is
-    sent (``scope="function"``): a 2xx always follows the commit, and no
-    transaction (SQLite: the write lock) outlives the route."""
+    """The route's session, closed (what is left of its transaction rolled back) when
+    the route function returns, before the response is sent (``scope="function"``):
+    no transaction (SQLite: the write lock) outlives the route. It never commits:
+    the service functions that write do (``app.services``), so a 2xx always
+    follows their commit."""
     factory = request.app.state.session_factory
     with factory() as session:
-        try:
-            yield session
-        except BaseException:
-            session.rollback()
-            raise
-        session.commit()
+        yield session
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is asking. ``owner_id`` scopes every query; admins see everything."""
-
-    id: str
-    name: str
-    is_admin: bool
-
-    @property
-    def owner_id(self) -> str:
-        return self.id
-
-    @property
-    def scope(self) -> str | None:
-        """The owner filter of read queries: None (all) for admins."""
-        return None if self.is_admin else self.id
-
-
-LOCAL_ADMIN = Caller(id=LOCAL_USER_ID, name="local", is_admin=True)
 
 #: Only documents the scheme in OpenAPI (when auth is on); ``get_current_user`` checks.
 bearer_scheme = HTTPBearer(
@@ -101,10 +77,7 @@ async def get_current_user(request: Request) -> Caller:
 
     def lookup() -> Caller | None:
         with transaction(factory) as session:
-            user = user_store.authenticate(session=session, key=key)
-            if user is None:
-                return None
-            return Caller(id=user.id, name=user.name, is_admin=user.is_admin)
+            return authenticate(session=session, key=key)
 
     caller = await run_in_threadpool(lookup)
     if caller is None:
@@ -130,11 +103,18 @@ async def get_executor(request: Request) -> Executor:
 ExecutorDep = Annotated[Executor, Depends(get_executor)]
 
 
-async def get_predict_cache(request: Request) -> PredictCache:
-    return request.app.state.predict_cache
+async def get_model_cache(request: Request) -> ModelCache:
+    return request.app.state.model_cache
 
 
-PredictCacheDep = Annotated[PredictCache, Depends(get_predict_cache)]
+ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
+
+
+async def get_in_flight(request: Request) -> InFlightKeys:
+    return request.app.state.in_flight
+
+
+InFlightDep = Annotated[InFlightKeys, Depends(get_in_flight)]
 
 #: The longest run id a path accepts (longer: FastAPI's 422).
 RUN_ID_MAX_LENGTH = 200

@@ -1,17 +1,12 @@
-"""Typed errors of the service and the one place that turns them into responses."""
+"""Typed errors of the service, raised by services and routers alike.
+
+No FastAPI here (services import this module): the handlers that turn these into
+responses are ``app.http.install_error_handlers``."""
 
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
-
-import orjson
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-
-from core.errors import DatasetError, SpecError
 
 
 class AppError(Exception):
@@ -73,47 +68,8 @@ class NotReady(AppError):
     status_code = 503
 
 
-def limit_message(what: str, value: int | float, limit: int | float, setting: str) -> str:
+def limit_message(what: str, value: int | float | str, limit: int | float, setting: str) -> str:
     return f"{what} is {value}, over the limit of {limit} (raise it with ANNLAB_{setting.upper()})"
-
-
-_LOC_PART = re.compile(r"[^.\[\]]+")
-
-
-def _loc(field: str) -> list[str | int]:
-    """``"features[1][0]"`` or ``"model.layers.1.units"`` → ``["body", "features", 1, 0]``, ..."""
-    return ["body", *(int(part) if part.isdigit() else part for part in _LOC_PART.findall(field))]
-
-
-async def app_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AppError)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-
-
-async def spec_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    """A spec that does not fit its dataset: FastAPI's 422 list, ``loc`` naming the field."""
-    assert isinstance(exc, SpecError)
-    detail = [{"type": "spec_error", "loc": _loc(exc.field), "msg": str(exc), "input": None}]
-    return JSONResponse({"detail": detail}, status_code=422)
-
-
-async def dataset_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DatasetError)
-    detail = [{"type": "dataset_error", "loc": _loc(exc.field), "msg": exc.message, "input": None}]
-    return JSONResponse({"detail": detail}, status_code=422)
-
-
-async def request_validation_handler(request: Request, exc: Exception) -> Response:
-    """FastAPI's 422 list, rendered so that any input (NaN, huge integers) is valid JSON.
-
-    A body that is not JSON at all is malformed, not invalid: API.md answers it 400
-    (FastAPI would say 422), in the same list shape so clients parse one format.
-    """
-    assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
-    malformed = any(error.get("type") == "json_invalid" for error in errors)
-    body = orjson.dumps({"detail": json_safe(errors)})
-    return Response(body, status_code=400 if malformed else 422, media_type="application/json")
 
 
 def json_safe(value: Any) -> Any:
@@ -142,10 +98,3 @@ def _valid_utf8(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-8", "replace").decode("utf-8")
     return text
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, request_validation_handler)
-    app.add_exception_handler(AppError, app_error_handler)
-    app.add_exception_handler(SpecError, spec_error_handler)
-    app.add_exception_handler(DatasetError, dataset_error_handler)

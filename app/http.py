@@ -1,16 +1,22 @@
-"""HTTP plumbing: the body-size limit, the JSON depth guard, a fast JSON response."""
+"""HTTP plumbing: the body-size limit, the JSON depth guard, a fast JSON response, and the
+one place that turns errors (``app.errors``, ``core.errors``) into responses."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import numpy as np
 import orjson
-from fastapi import HTTPException, Request, Response
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import AppError, json_safe
+from core.errors import DatasetError, SpecError
 
 
 def too_large_message(limit: int) -> str:
@@ -153,6 +159,52 @@ class ORJSONResponse(JSONResponse):
         try:
             return orjson.dumps(content, default=_default, option=orjson.OPT_SERIALIZE_NUMPY)
         except orjson.JSONEncodeError:  # e.g. an integer past 64 bits echoed from a request
-            from app.errors import json_safe
-
             return orjson.dumps(json_safe(content))
+
+
+# ------------------------------------------------------------------------ errors
+
+_LOC_PART = re.compile(r"[^.\[\]]+")
+
+
+def _loc(field: str) -> list[str | int]:
+    """``"features[1][0]"`` or ``"model.layers.1.units"`` → ``["body", "features", 1, 0]``, ..."""
+    return ["body", *(int(part) if part.isdigit() else part for part in _LOC_PART.findall(field))]
+
+
+async def app_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def spec_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A spec that does not fit its dataset: FastAPI's 422 list, ``loc`` naming the field."""
+    assert isinstance(exc, SpecError)
+    detail = [{"type": "spec_error", "loc": _loc(exc.field), "msg": str(exc), "input": None}]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+async def dataset_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DatasetError)
+    detail = [{"type": "dataset_error", "loc": _loc(exc.field), "msg": exc.message, "input": None}]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+async def request_validation_handler(request: Request, exc: Exception) -> Response:
+    """FastAPI's 422 list, rendered so that any input (NaN, huge integers) is valid JSON.
+
+    A body that is not JSON at all is malformed, not invalid: API.md answers it 400
+    (FastAPI would say 422), in the same list shape so clients parse one format.
+    """
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    malformed = any(error.get("type") == "json_invalid" for error in errors)
+    body = orjson.dumps({"detail": json_safe(errors)})
+    return Response(body, status_code=400 if malformed else 422, media_type="application/json")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, request_validation_handler)
+    app.add_exception_handler(AppError, app_error_handler)
+    app.add_exception_handler(SpecError, spec_error_handler)
+    app.add_exception_handler(DatasetError, dataset_error_handler)

@@ -2,35 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from app.api.main import api_router, root_router
-from app.api.runs import PredictFastLane
+from app.api.main import include_api
 from app.config import Settings
 from app.db.engine import make_engine, make_session_factory, transaction
 from app.db.migrate import upgrade_to_head
 from app.db.users import ensure_local_user
-from app.deps import require_user
-from app.errors import install_error_handlers
-from app.http import BodyLimitMiddleware
-from app.jobs.base import Executor, NoExecutor
-from app.jobs.local import LocalProcessExecutor, ThreadExecutor
-from app.predict_cache import PredictCache
-from app.schemas import PredictRequest, Problem
+from app.http import BodyLimitMiddleware, install_error_handlers
+from app.jobs.registry import make_executor
+from app.metrics import install_metrics
+from app.schemas import PredictRequest
+from app.services.runs import InFlightKeys
+from app.services.serving import ModelCache
 from app.web.routes import mount_web
 
 log = logging.getLogger("annlab")
-
-UNAUTHORIZED = (
-    "No `Authorization: Bearer KEY` header, or an unknown or revoked key "
-    "(answered with `WWW-Authenticate: Bearer`)."
-)
 
 DESCRIPTION = """\
 Train small neural networks (dense layers, NumPy) on built-in or uploaded datasets,
@@ -48,14 +42,6 @@ With `ANNLAB_AUTH=on` every `/api/v1` call needs `Authorization: Bearer KEY`
 who created them: other users get 404 for them and do not see them in lists;
 admins see and manage everything; the built-in datasets are everyone's.
 """
-
-
-def make_executor(settings: Settings, factory: object) -> Executor:
-    if settings.executor == "process":
-        return LocalProcessExecutor(settings=settings, factory=factory)  # type: ignore[arg-type]
-    if settings.executor == "thread":
-        return ThreadExecutor(settings=settings, factory=factory)  # type: ignore[arg-type]
-    return NoExecutor()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -77,27 +63,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.in_flight = InFlightKeys()
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    if settings.metrics:
+        install_metrics(app)  # GET /metrics and the HTTP middleware (outermost)
     install_error_handlers(app)
-    app.include_router(root_router)
-    if settings.auth:
-        app.include_router(
-            api_router,
-            dependencies=[Depends(require_user)],
-            responses={401: {"model": Problem, "description": UNAUTHORIZED}},
-        )
-    else:
-        app.include_router(api_router)
-    # The hot route first (same behaviour, see PredictFastLane; OpenAPI unchanged).
-    app.router.routes.insert(0, PredictFastLane(api_router.prefix))
-    _document_raw_bodies(app)
+    include_api(app, auth=settings.auth)
+    _finish_openapi(app)
     mount_web(app)  # the dashboard (app/web): pages, /static, /vendor
     return app
 
 
-def _document_raw_bodies(app: FastAPI) -> None:
-    """Routes that parse their body themselves (predict: orjson and NumPy) declare it
-    with ``openapi_extra`` as a ``$ref``; the schemas it names are added here."""
+def _finish_openapi(app: FastAPI) -> None:
+    """Two corrections to FastAPI's document, applied once when it is built.
+
+    Routes that parse their body themselves (predict: orjson and NumPy) declare it
+    with ``openapi_extra`` as a ``$ref``; the schemas it names are added here. And
+    FastAPI lists every ``Enum`` it meets in an annotation as a schema, even where the
+    field documents its values inline (``app.schemas.RunStatusField``): schemas that
+    nothing refers to are dropped."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -108,9 +92,28 @@ def _document_raw_bodies(app: FastAPI) -> None:
                 "PredictRequest",
                 PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}"),
             )
+            _drop_unreferenced(document, schemas)
         return app.openapi_schema or build()
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
+
+
+_REF = "#/components/schemas/"
+
+
+def _drop_unreferenced(document: dict[str, Any], schemas: dict[str, Any]) -> None:
+    def refs(value: Any) -> set[str]:
+        text = json.dumps(value)
+        return {part.split('"', 1)[0] for part in text.split(_REF)[1:]}
+
+    reachable = refs({key: item for key, item in document.items() if key != "components"})
+    todo = list(reachable)
+    while todo:
+        for name in refs(schemas.get(todo.pop(), {})) - reachable:
+            reachable.add(name)
+            todo.append(name)
+    for name in set(schemas) - reachable:
+        del schemas[name]
 
 
 def _start(app: FastAPI, settings: Settings) -> None:
@@ -123,7 +126,7 @@ def _start(app: FastAPI, settings: Settings) -> None:
         ensure_local_user(session=session)
     app.state.engine = engine
     app.state.session_factory = factory
-    app.state.predict_cache = PredictCache(settings.predict_cache_size)
+    app.state.model_cache = ModelCache(settings.predict_cache_size)
     executor = make_executor(settings, factory)
     executor.start()
     app.state.executor = executor

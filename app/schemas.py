@@ -3,15 +3,44 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    StrictFloat,
+    StrictInt,
+    WithJsonSchema,
+)
 
+from app.db.datasets import task_of
 from app.db.tables import DatasetRow, MetricRow, RunRow
+from core.datasets import BuiltinInfo
 from core.specs import RunSpec, StandardizeDoc, Task
+from core.stopping import RunStatus, StopReason
+from core.surfaces import Surface, TrajectoryResult
 
-RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-StopReason = Literal["completed", "early_stopping", "cancelled", "diverged", "error", "interrupted"]
+#: The stop reasons a run reports: every one but ``paused`` (the engine's answer to a
+#: pause, after which the run is queued again, never stored).
+REPORTED_STOP_REASONS = tuple(reason for reason in StopReason if reason is not StopReason.PAUSED)
+
+#: ``core.stopping``'s enums in bodies and query strings, validated by the enum itself and
+#: documented inline as a list of strings (what they are on the wire), not as schema objects.
+RunStatusField = Annotated[
+    RunStatus,
+    PlainValidator(RunStatus),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"enum": [status.value for status in RunStatus], "type": "string"}),
+]
+StopReasonField = Annotated[
+    StopReason,
+    PlainValidator(StopReason),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"enum": [reason.value for reason in REPORTED_STOP_REASONS], "type": "string"}),
+]
 #: Built-in datasets have no upload time; they report the project's epoch.
 BUILTIN_CREATED_AT = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -45,11 +74,26 @@ class DatasetOut(BaseModel):
     created_at: datetime = Field(description="Upload time (UTC).")
 
     @classmethod
+    def from_builtin(cls, dataset_id: str, info: BuiltinInfo) -> DatasetOut:
+        return cls(
+            id=dataset_id,
+            name=dataset_id,
+            task=info.task,
+            n_samples=info.n_samples,
+            n_features=info.n_features,
+            n_outputs=info.n_outputs,
+            class_names=list(info.class_names) if info.class_names is not None else None,
+            feature_names=list(info.feature_names),
+            builtin=True,
+            created_at=BUILTIN_CREATED_AT,
+        )
+
+    @classmethod
     def from_row(cls, row: DatasetRow) -> DatasetOut:
         return cls(
             id=row.id,
             name=row.name,
-            task=row.task,  # type: ignore[arg-type]
+            task=task_of(row),
             n_samples=row.n_samples,
             n_features=row.n_features,
             n_outputs=row.n_outputs,
@@ -68,23 +112,20 @@ class DatasetList(BaseModel):
 Number = StrictInt | StrictFloat
 
 
+#: The example of a JSON dataset upload (in the schema and the upload's OpenAPI examples).
+DATASET_EXAMPLE: dict[str, Any] = {
+    "name": "and gate",
+    "task": "classification",
+    "features": [[0, 0], [0, 1], [1, 0], [1, 1]],
+    "targets": ["no", "no", "no", "yes"],
+    "feature_names": ["a", "b"],
+}
+
+
 class DatasetCreate(BaseModel):
     """A dataset uploaded as JSON."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "name": "and gate",
-                    "task": "classification",
-                    "features": [[0, 0], [0, 1], [1, 0], [1, 1]],
-                    "targets": ["no", "no", "no", "yes"],
-                    "feature_names": ["a", "b"],
-                }
-            ]
-        },
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [DATASET_EXAMPLE]})
 
     name: str = Field(min_length=1, max_length=200, description="Human-readable name.")
     task: Task = Field(description="`classification` or `regression`.")
@@ -120,7 +161,9 @@ class EpochMetricsOut(BaseModel):
 class RunOut(BaseModel):
     id: str = Field(description="Run id.")
     name: str = Field(description="The spec's name (default '<optimizer> on <dataset>').")
-    status: RunStatus = Field(description="queued → running → succeeded | failed | cancelled.")
+    status: RunStatusField = Field(
+        title="Status", description="queued → running → succeeded | failed | cancelled."
+    )
     spec: RunSpec = Field(description="The normalised spec, every default filled in.")
     dataset: str = Field(description="Dataset id.")
     n_parameters: int = Field(description="Weights and biases of the network.")
@@ -130,7 +173,9 @@ class RunOut(BaseModel):
     progress: Progress
     metrics: EpochMetricsOut = Field(description="Metrics of the latest recorded epoch.")
     best_epoch: int | None = Field(description="Epoch of the best validation (or training) loss.")
-    stop_reason: StopReason | None = Field(description="Why training stopped; null until it has.")
+    stop_reason: StopReasonField | None = Field(
+        title="Stop Reason", description="Why training stopped; null until it has."
+    )
     error: str | None = Field(description="What went wrong, for failed runs.")
 
     @classmethod
@@ -138,7 +183,7 @@ class RunOut(BaseModel):
         return cls(
             id=row.id,
             name=row.name,
-            status=row.status,  # type: ignore[arg-type]
+            status=RunStatus(row.status),
             spec=RunSpec.model_validate(row.spec),
             dataset=row.dataset_id,
             n_parameters=row.n_parameters,
@@ -148,7 +193,7 @@ class RunOut(BaseModel):
             progress=Progress(epoch=row.epoch, epochs=row.epochs, step=row.step),
             metrics=EpochMetricsOut(**(row.metrics or {})),
             best_epoch=row.best_epoch,
-            stop_reason=row.stop_reason,  # type: ignore[arg-type]
+            stop_reason=StopReason(row.stop_reason) if row.stop_reason is not None else None,
             error=row.error,
         )
 
@@ -228,11 +273,64 @@ class WeightsDocument(BaseModel):
 class TrajectoryOut(BaseModel):
     optimizer: dict[str, Any] = Field(description="The normalised optimizer spec.")
     points: list[list[float]] = Field(description="[x, y] per step, starting at `start`.")
-    values: list[float] = Field(description="f(x, y) per point.")
+    values: list[float] = Field(
+        description="The objective the optimizer minimises at each point: f(x, y) plus its "
+        "L1/L2 term, λ₁(|x| + |y|) + λ₂(x² + y²) (just f without l1/l2)."
+    )
     diverged_at: int | None = Field(None, description="First step with a non-finite value, if any.")
 
 
 class TrajectoriesResponse(BaseModel):
     function: str = Field(description="The 2-D test function.")
-    minimum: list[float] | None = Field(description="The function's minimum (null for the saddle).")
+    minimum: list[float] | None = Field(
+        description="A minimum of the function (the first of `minima`; null for the saddle)."
+    )
+    minima: list[list[float]] = Field(
+        description="Every minimum [x, y]: four for himmelblau, none for the saddle."
+    )
     trajectories: list[TrajectoryOut] = Field(description="One per optimizer, in order.")
+
+    @staticmethod
+    def body(result: TrajectoryResult) -> dict[str, Any]:
+        """The response body of ``core.surfaces.run_trajectories``'s result (arrays kept
+        as NumPy: ORJSONResponse writes them without a Python list per point)."""
+        return {
+            "function": result.function,
+            "minimum": None if result.minimum is None else list(result.minimum),
+            "minima": [list(point) for point in result.minima],
+            "trajectories": [
+                {
+                    "optimizer": trajectory.optimizer.model_dump(mode="json"),
+                    "points": trajectory.points,
+                    "values": trajectory.values,
+                    "diverged_at": trajectory.diverged_at,
+                }
+                for trajectory in result.trajectories
+            ],
+        }
+
+
+class PlotWindow(BaseModel):
+    x: tuple[float, float] = Field(description="[lo, hi] of x.")
+    y: tuple[float, float] = Field(description="[lo, hi] of y.")
+
+
+class FunctionOut(BaseModel):
+    name: str = Field(description="The function's name in `/optimizers/trajectories`.")
+    formula: str = Field(description="f(x, y), in plain text.", examples=["x² + 10 y²"])
+    minima: list[list[float]] = Field(description="Every minimum [x, y] (none for the saddle).")
+    window: PlotWindow = Field(description="A plotting window showing the minima and the relief.")
+
+    @classmethod
+    def from_surface(cls, surface: Surface) -> FunctionOut:
+        (x_lo, x_hi), (y_lo, y_hi) = surface.window
+        return cls(
+            name=surface.name,
+            formula=surface.formula,
+            minima=[list(point) for point in surface.minima],
+            window=PlotWindow(x=(x_lo, x_hi), y=(y_lo, y_hi)),
+        )
+
+
+class FunctionsResponse(BaseModel):
+    functions: list[FunctionOut] = Field(description="The 2-D test functions.")

@@ -66,10 +66,12 @@ class Linear(Activation):
     name = "linear"
     needs_output = False
 
-    def forward(self, z, out, scratch):
+    def forward(self, z: np.ndarray, out: np.ndarray, scratch: Scratch) -> np.ndarray:
         return z
 
-    def backward(self, dvalues, z, y, scratch):
+    def backward(
+        self, dvalues: np.ndarray, z: np.ndarray, y: np.ndarray, scratch: Scratch
+    ) -> np.ndarray:
         return dvalues
 
 
@@ -78,10 +80,13 @@ class Step(Activation):
 
     name = "step"
 
-    def forward(self, z, out, scratch):
-        return np.greater(z, 0, out=out, casting="unsafe")
+    def forward(self, z: np.ndarray, out: np.ndarray, scratch: Scratch) -> np.ndarray:
+        np.greater(z, 0, out=out, casting="unsafe")
+        return out
 
-    def backward(self, dvalues, z, y, scratch):
+    def backward(
+        self, dvalues: np.ndarray, z: np.ndarray, y: np.ndarray, scratch: Scratch
+    ) -> np.ndarray:
         return dvalues
 
 
@@ -91,19 +96,23 @@ class Sigmoid(Activation):
 
     name = "sigmoid"
 
-    def forward(self, z, out, scratch):
+    def forward(self, z: np.ndarray, out: np.ndarray, scratch: Scratch) -> np.ndarray:
         np.minimum(z, 0, out=out)
         np.exp(out, out=out)
         denominator = np.abs(z, out=scratch.buffer)
         np.negative(denominator, out=denominator)
         np.exp(denominator, out=denominator)
         denominator += 1
-        return np.divide(out, denominator, out=out)
+        np.divide(out, denominator, out=out)
+        return out
 
-    def backward(self, dvalues, z, y, scratch):
+    def backward(
+        self, dvalues: np.ndarray, z: np.ndarray, y: np.ndarray, scratch: Scratch
+    ) -> np.ndarray:
         derivative = np.subtract(1, y, out=scratch.buffer)
         derivative *= y
-        return np.multiply(dvalues, derivative, out=dvalues)
+        np.multiply(dvalues, derivative, out=dvalues)
+        return dvalues
 
 
 class Tanh(Activation):
@@ -111,13 +120,17 @@ class Tanh(Activation):
 
     name = "tanh"
 
-    def forward(self, z, out, scratch):
-        return np.tanh(z, out=out)
+    def forward(self, z: np.ndarray, out: np.ndarray, scratch: Scratch) -> np.ndarray:
+        np.tanh(z, out=out)
+        return out
 
-    def backward(self, dvalues, z, y, scratch):
+    def backward(
+        self, dvalues: np.ndarray, z: np.ndarray, y: np.ndarray, scratch: Scratch
+    ) -> np.ndarray:
         derivative = np.square(y, out=scratch.buffer)
         np.subtract(1, derivative, out=derivative)
-        return np.multiply(dvalues, derivative, out=dvalues)
+        np.multiply(dvalues, derivative, out=dvalues)
+        return dvalues
 
 
 class Arctan(Activation):
@@ -125,13 +138,17 @@ class Arctan(Activation):
 
     name = "arctan"
 
-    def forward(self, z, out, scratch):
-        return np.arctan(z, out=out)
+    def forward(self, z: np.ndarray, out: np.ndarray, scratch: Scratch) -> np.ndarray:
+        np.arctan(z, out=out)
+        return out
 
-    def backward(self, dvalues, z, y, scratch):
+    def backward(
+        self, dvalues: np.ndarray, z: np.ndarray, y: np.ndarray, scratch: Scratch
+    ) -> np.ndarray:
         denominator = np.square(z, out=scratch.buffer)
         denominator += 1
-        return np.divide(dvalues, denominator, out=dvalues)
+        np.divide(dvalues, denominator, out=dvalues)
+        return dvalues
 
 
 class ReLU(Activation):
@@ -145,12 +162,16 @@ class ReLU(Activation):
     name = "relu"
     needs_output = False
 
-    def forward(self, z, out, scratch):
-        return np.maximum(z, 0, out=z)
+    def forward(self, z: np.ndarray, out: np.ndarray, scratch: Scratch) -> np.ndarray:
+        np.maximum(z, 0, out=z)
+        return z
 
-    def backward(self, dvalues, z, y, scratch):
+    def backward(
+        self, dvalues: np.ndarray, z: np.ndarray, y: np.ndarray, scratch: Scratch
+    ) -> np.ndarray:
         positive = np.greater(y, 0, out=scratch.mask)
-        return np.multiply(dvalues, positive, out=dvalues)
+        np.multiply(dvalues, positive, out=dvalues)
+        return dvalues
 
 
 class LeakyReLU(Activation):
@@ -158,11 +179,14 @@ class LeakyReLU(Activation):
 
     name = "leaky_relu"
 
-    def forward(self, z, out, scratch):
+    def forward(self, z: np.ndarray, out: np.ndarray, scratch: Scratch) -> np.ndarray:
         np.multiply(z, LEAKY_SLOPE, out=out)
-        return np.maximum(z, out, out=out)
+        np.maximum(z, out, out=out)
+        return out
 
-    def backward(self, dvalues, z, y, scratch):
+    def backward(
+        self, dvalues: np.ndarray, z: np.ndarray, y: np.ndarray, scratch: Scratch
+    ) -> np.ndarray:
         negative = np.less_equal(z, 0, out=scratch.mask)
         sloped = np.multiply(dvalues, LEAKY_SLOPE, out=scratch.buffer)
         np.copyto(dvalues, sloped, where=negative)
@@ -175,7 +199,7 @@ class Softmax(Activation):
 
     name = "softmax"
 
-    def forward(self, z, out, scratch):
+    def forward(self, z: np.ndarray, out: np.ndarray, scratch: Scratch) -> np.ndarray:
         column = scratch.column
         n_rows, n_classes = z.shape
         if n_classes <= _NARROW and n_rows >= _NARROW:
@@ -197,14 +221,18 @@ class Softmax(Activation):
             np.subtract(z, column, out=out)
             np.exp(out, out=out)
             np.add.reduce(out, axis=1, keepdims=True, out=column)
-        return np.divide(out, column, out=out)
+        np.divide(out, column, out=out)
+        return out
 
-    def backward(self, dvalues, z, y, scratch):
+    def backward(
+        self, dvalues: np.ndarray, z: np.ndarray, y: np.ndarray, scratch: Scratch
+    ) -> np.ndarray:
         column = scratch.column
         product = np.multiply(dvalues, y, out=scratch.buffer)
         np.sum(product, axis=1, keepdims=True, out=column)
         np.subtract(dvalues, column, out=dvalues)
-        return np.multiply(dvalues, y, out=dvalues)
+        np.multiply(dvalues, y, out=dvalues)
+        return dvalues
 
 
 #: name → activation (the objects are stateless).

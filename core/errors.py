@@ -15,10 +15,11 @@ class SpecError(AnnlabError, ValueError):
     """A run spec that cannot be trained as written.
 
     ``field`` is the dotted path of the offending field (``model.layers.1.units``)
-    so a client can point at it; the message says what is wrong and why.
+    so a client can point at it; the message says what is wrong and why. The
+    argument order, ``(message, field="")``, is the same as ``DatasetError``'s.
     """
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, message: str, field: str = "") -> None:
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
         self.message = message

@@ -38,52 +38,56 @@ class Loss:
 class MeanSquaredError(Loss):
     name = "mse"
 
-    def value(self, outputs, targets):
+    def value(self, outputs: np.ndarray, targets: np.ndarray) -> float:
         difference = np.subtract(targets, outputs, dtype=np.float64)
         return 0.5 * float(np.mean(np.square(difference, out=difference)))
 
-    def gradient(self, outputs, targets, out):
+    def gradient(self, outputs: np.ndarray, targets: np.ndarray, out: np.ndarray) -> np.ndarray:
         np.subtract(outputs, targets, out=out)
-        return np.divide(out, outputs.size, out=out)
+        np.divide(out, outputs.size, out=out)
+        return out
 
 
 class MeanAbsoluteError(Loss):
     name = "mae"
 
-    def value(self, outputs, targets):
+    def value(self, outputs: np.ndarray, targets: np.ndarray) -> float:
         difference = np.subtract(targets, outputs, dtype=np.float64)
         return float(np.mean(np.abs(difference, out=difference)))
 
-    def gradient(self, outputs, targets, out):
+    def gradient(self, outputs: np.ndarray, targets: np.ndarray, out: np.ndarray) -> np.ndarray:
         np.subtract(outputs, targets, out=out)
         np.sign(out, out=out)
-        return np.divide(out, outputs.size, out=out)
+        np.divide(out, outputs.size, out=out)
+        return out
 
 
 def _clipped(outputs: np.ndarray) -> np.ndarray:
-    return np.clip(outputs, CLIP, 1 - CLIP)
+    clipped: np.ndarray = np.clip(outputs, CLIP, 1 - CLIP)
+    return clipped
 
 
 class BinaryCrossEntropy(Loss):
     name = "binary_cross_entropy"
 
-    def value(self, outputs, targets):
+    def value(self, outputs: np.ndarray, targets: np.ndarray) -> float:
         clipped = _clipped(outputs).astype(np.float64)
         targets = targets.astype(np.float64)
         log_likelihood = targets * np.log(clipped) + (1 - targets) * np.log(1 - clipped)
         return -float(np.mean(log_likelihood))
 
-    def gradient(self, outputs, targets, out):
+    def gradient(self, outputs: np.ndarray, targets: np.ndarray, out: np.ndarray) -> np.ndarray:
         clipped = _clipped(outputs)
         np.subtract(clipped, targets, out=out)
         out /= clipped * (1 - clipped)
-        return np.divide(out, outputs.size, out=out)
+        np.divide(out, outputs.size, out=out)
+        return out
 
 
 class CrossEntropy(Loss):
     name = "cross_entropy"
 
-    def value(self, outputs, targets):
+    def value(self, outputs: np.ndarray, targets: np.ndarray) -> float:
         # log in float64 of the clipped outputs (np.log casts its input first: the
         # same numbers as .astype(np.float64) then log, without the copy)
         log_likelihood = np.log(_clipped(outputs), dtype=np.float64)
@@ -94,11 +98,12 @@ class CrossEntropy(Loss):
         per_row = log_likelihood @ np.ones(log_likelihood.shape[1])
         return -float(np.mean(per_row))
 
-    def gradient(self, outputs, targets, out):
+    def gradient(self, outputs: np.ndarray, targets: np.ndarray, out: np.ndarray) -> np.ndarray:
         clipped = _clipped(outputs)
         np.divide(targets, clipped, out=out)
         np.negative(out, out=out)
-        return np.divide(out, outputs.shape[0], out=out)
+        np.divide(out, outputs.shape[0], out=out)
+        return out
 
 
 #: name → loss (the objects are stateless).

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from core.activations import Activation, Scratch, get_activation
 from core.layers import Dense
@@ -135,7 +136,7 @@ class Network:
                 raise ValueError(f"unknown init {init!r}")
             layer.weights[...] = draw
 
-    def set_weights(self, layers: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
+    def set_weights(self, layers: Sequence[tuple[ArrayLike, ArrayLike]]) -> None:
         """Copy (W, b) pairs into the parameter buffer (shapes must match)."""
         if len(layers) != len(self.layers):
             raise ValueError(f"{len(layers)} layers given, the network has {len(self.layers)}")
@@ -153,6 +154,23 @@ class Network:
     def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Copies of every (W, b)."""
         return [(layer.weights.copy(), layer.biases.copy()) for layer in self.layers]
+
+    def unflatten(self, flat: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(W, b) per layer as views into ``flat``, a buffer laid out like ``params``.
+
+        A snapshot copies the parameter buffer once and hands these views out,
+        instead of copying layer by layer.
+        """
+        if flat.shape != self.params.shape:
+            raise ValueError(f"a buffer of {self.params.shape} is needed, got {flat.shape}")
+        pairs = []
+        offset = 0
+        for layer in self.layers:
+            n_in, units = layer.weights.shape
+            w_end = offset + n_in * units
+            pairs.append((flat[offset:w_end].reshape(n_in, units), flat[w_end : w_end + units]))
+            offset = w_end + units
+        return pairs
 
     def penalty(self, l1: float, l2: float) -> float:
         """λ₁ Σ|w| + λ₂ Σ w² over the weight matrices (not the biases), in float64."""
@@ -203,7 +221,8 @@ class Network:
             zip(self.layers, self.activations, strict=True)
         ):
             z = layer.forward(values, workspace.z[index])
-            values = activation.forward(z, workspace.y[index], workspace.scratch[index])
+            out = workspace.y[index]  # None where the activation works in z itself
+            values = activation.forward(z, z if out is None else out, workspace.scratch[index])
         self._last = workspace
         return values
 
@@ -272,4 +291,5 @@ def predict_classes(outputs: np.ndarray, activation: str) -> np.ndarray:
     if outputs.shape[1] == 1:
         low, high = class_levels(activation)
         return (outputs[:, 0] > (low + high) / 2).astype(np.int64)
-    return np.argmax(outputs, axis=1)
+    classes: np.ndarray = np.argmax(outputs, axis=1)
+    return classes

@@ -79,7 +79,7 @@ class SGD(Optimizer):
         self.nesterov = nesterov
         self.velocity = np.zeros(size, dtype=self.dtype)
 
-    def step(self, params, grads, lr):
+    def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         update = self._scratch
         momentum = self.momentum
         if momentum == 0:
@@ -115,7 +115,7 @@ class Adagrad(Optimizer):
         self.epsilon = epsilon
         self.accumulator = np.full(size, initial_accumulator, dtype=self.dtype)
 
-    def step(self, params, grads, lr):
+    def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         update, denominator = self._scratch, self._scratch2
         np.multiply(grads, grads, out=update)
         self.accumulator += update  # r + g²
@@ -140,7 +140,7 @@ class RMSprop(Optimizer):
         self.epsilon = epsilon
         self.square_average = np.zeros(size, dtype=self.dtype)
 
-    def step(self, params, grads, lr):
+    def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         update, denominator = self._scratch, self._scratch2
         average = self.square_average
         average *= self.rho
@@ -197,7 +197,7 @@ class Adam(Optimizer):
         self._scratch2 = np.empty(block, dtype=self.dtype)
         self._blocks = [slice(start, start + block) for start in range(0, size, block)]
 
-    def step(self, params, grads, lr):
+    def step(self, params: np.ndarray, grads: np.ndarray, lr: float) -> None:
         beta1, beta2 = self.beta1, self.beta2
         one_minus_beta1, one_minus_beta2 = 1 - beta1, 1 - beta2
         correction2 = math.sqrt(1 - beta2 ** (self.t + 1))  # √c₂

@@ -15,7 +15,7 @@ import json
 import threading
 import zipfile
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -68,7 +68,7 @@ def load_npz(data: bytes) -> dict[str, np.ndarray]:
 def save_npz(arrays: dict[str, np.ndarray]) -> bytes:
     """``np.savez`` into bytes."""
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    np.savez(buffer, **cast(dict[str, Any], arrays))  # the stubs type **kwds as bool
     return buffer.getvalue()
 
 
@@ -122,7 +122,7 @@ class TrainedModel:
             features = (features - self.mean) / self.std
         return np.ascontiguousarray(features, dtype=self.spec.dtype)
 
-    def predict(self, inputs: np.ndarray) -> tuple[np.ndarray, list]:
+    def predict(self, inputs: np.ndarray) -> tuple[np.ndarray, list[Any]]:
         """(outputs (n, units) in the model's dtype, predictions): class names for
         classification, values for regression (floats for one output, lists for
         several)."""
@@ -130,12 +130,14 @@ class TrainedModel:
         assert result is not None
         return result
 
-    def try_predict(self, inputs: np.ndarray) -> tuple[np.ndarray, list] | None:
+    def try_predict(self, inputs: np.ndarray) -> tuple[np.ndarray, list[Any]] | None:
         """``predict``, or None at once if another prediction holds the model (for an
         event loop, which must not wait for the lock)."""
         return self._predict(inputs, blocking=False)
 
-    def _predict(self, inputs: np.ndarray, *, blocking: bool) -> tuple[np.ndarray, list] | None:
+    def _predict(
+        self, inputs: np.ndarray, *, blocking: bool
+    ) -> tuple[np.ndarray, list[Any]] | None:
         features = self.prepare(inputs)
         if not self._lock.acquire(blocking=blocking):
             return None
@@ -222,6 +224,7 @@ class TrainedModel:
             n_in = layer.units
         if (self.mean is None) != (self.std is None) or (
             self.mean is not None
+            and self.std is not None
             and (self.mean.shape != (self.n_features,) or self.std.shape != (self.n_features,))
         ):
             raise CheckpointError("standardisation does not fit the input width")

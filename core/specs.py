@@ -9,12 +9,91 @@ that need the dataset's shape live in :func:`check_against_dataset`.
 
 from __future__ import annotations
 
-import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
-from core.errors import SpecError
+from core.optimizer_specs import (
+    OPTIMIZER_TYPES,
+    AdagradSpec,
+    AdamSpec,
+    Bool,
+    ConstantSchedule,
+    ExponentialSchedule,
+    Float,
+    Int,
+    InverseTimeSchedule,
+    OptimizerSpec,
+    RMSPropSpec,
+    ScheduleSpec,
+    SGDSpec,
+    Spec,
+    StepSchedule,
+    SurfaceName,
+    TrajectoryRequest,
+    default_optimizer,
+)
+from core.spec_checks import (
+    check_against_dataset,
+    count_parameters,
+    default_loss,
+    spec_error_from_validation,
+    validation_size,
+)
+
+__all__ = [  # the optimizer names are re-exported: callers import them from here
+    "ACTIVATIONS",
+    "MAX_SNAPSHOT_EPOCHS",
+    "MAX_TAGS",
+    "NAME_MAX_LENGTH",
+    "OPTIMIZER_TYPES",
+    "AdagradSpec",
+    "AdamSpec",
+    "ConstantSchedule",
+    "DataShape",
+    "EarlyStoppingSpec",
+    "ExponentialSchedule",
+    "InitialWeights",
+    "InverseTimeSchedule",
+    "LayerSpec",
+    "LayerWeights",
+    "ModelSpec",
+    "OptimizerSpec",
+    "RMSPropSpec",
+    "RunSpec",
+    "SGDSpec",
+    "ScheduleSpec",
+    "Spec",
+    "StandardizeDoc",
+    "StepSchedule",
+    "SurfaceName",
+    "TrainingSpec",
+    "TrajectoryRequest",
+    "check_against_dataset",
+    "count_parameters",
+    "default_loss",
+    "spec_error_from_validation",
+    "validation_size",
+]
+
+#: The longest name anywhere (run, dataset, feature, class), JSON and multipart alike.
+NAME_MAX_LENGTH = 200
+#: Tags on one run: at most this many keys, each matching ``TAG_KEY_PATTERN``.
+MAX_TAGS = 20
+TAG_KEY_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-/]{0,63}$"
+TAG_VALUE_MAX_LENGTH = 256
+#: Explicit snapshot epochs in one spec.
+MAX_SNAPSHOT_EPOCHS = 200
+
+TagKey = Annotated[str, StringConstraints(pattern=TAG_KEY_PATTERN, max_length=64)]
+TagValue = Annotated[str, StringConstraints(max_length=TAG_VALUE_MAX_LENGTH)]
 
 Activation = Literal["linear", "step", "sigmoid", "tanh", "arctan", "relu", "leaky_relu", "softmax"]
 ACTIVATIONS: tuple[str, ...] = Activation.__args__  # type: ignore[attr-defined]
@@ -23,18 +102,11 @@ LossName = Literal["mse", "mae", "binary_cross_entropy", "cross_entropy"]
 InitName = Literal["auto", "he", "glorot", "normal", "zeros"]
 DType = Literal["float32", "float64"]
 Task = Literal["classification", "regression"]
-SurfaceName = Literal["quadratic", "rosenbrock", "beale", "himmelblau", "saddle"]
 
 #: Activations whose natural output levels for a single-unit classifier are −1/+1.
 SYMMETRIC_ACTIVATIONS = frozenset({"tanh", "arctan"})
 #: The ReLU family, initialised with He by ``init: auto``.
 RELU_FAMILY = frozenset({"relu", "leaky_relu"})
-
-
-class Spec(BaseModel):
-    """Base of every spec model: unknown fields and non-finite numbers are errors."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
 # --------------------------------------------------------------------------- model
@@ -43,7 +115,7 @@ class Spec(BaseModel):
 class LayerSpec(Spec):
     """One dense layer: ``y = f(x @ W + b)``."""
 
-    units: int = Field(ge=1, description="Number of units (outputs) of the layer.", examples=[16])
+    units: Int = Field(ge=1, description="Number of units (outputs) of the layer.", examples=[16])
     activation: Activation = Field(
         description="Activation f applied to x @ W + b. `softmax` only on the last layer; "
         "`step` is the perceptron's threshold unit (derivative 1 in backward).",
@@ -55,7 +127,7 @@ class NormalInit(Spec):
     """Weights drawn from N(0, std²)."""
 
     type: Literal["normal"] = Field(description="Always `normal`.")
-    std: float = Field(1.0, gt=0, description="Standard deviation σ of N(0, σ²).", examples=[0.1])
+    std: Float = Field(1.0, gt=0, description="Standard deviation σ of N(0, σ²).", examples=[0.1])
 
 
 InitSpec = Annotated[
@@ -90,153 +162,69 @@ class ModelSpec(Spec):
         return self
 
 
-# ----------------------------------------------------------------------- schedules
-
-
-class ConstantSchedule(Spec):
-    """ε_t = ε₀."""
-
-    type: Literal["constant"] = Field(description="Always `constant`.")
-
-
-class InverseTimeSchedule(Spec):
-    """ε_t = ε₀ / (1 + κ t)."""
-
-    type: Literal["inverse_time"] = Field(description="Always `inverse_time`.")
-    decay: float = Field(ge=0, description="κ in ε₀ / (1 + κ t).", examples=[0.01])
-
-
-class StepSchedule(Spec):
-    """ε_t = ε₀ γ^⌊t / k⌋."""
-
-    type: Literal["step"] = Field(description="Always `step`.")
-    step_size: int = Field(
-        ge=1, description="k: optimizer steps between two decays.", examples=[100]
-    )
-    gamma: float = Field(gt=0, description="γ: factor applied every k steps.", examples=[0.5])
-
-
-class ExponentialSchedule(Spec):
-    """ε_t = ε₀ γ^t."""
-
-    type: Literal["exponential"] = Field(description="Always `exponential`.")
-    gamma: float = Field(gt=0, description="γ: factor applied every step.", examples=[0.999])
-
-
-ScheduleSpec = Annotated[
-    ConstantSchedule | InverseTimeSchedule | StepSchedule | ExponentialSchedule,
-    Field(
-        discriminator="type",
-        description="Learning-rate schedule; t counts optimizer steps from 0.",
-    ),
-]
-
-
-# ---------------------------------------------------------------------- optimizers
-
-
-def _constant() -> ConstantSchedule:
-    return ConstantSchedule(type="constant")
-
-
-class _OptimizerBase(Spec):
-    l1: float = Field(0.0, ge=0, description="λ₁: adds λ₁ Σ|w| over the weights (not biases).")
-    l2: float = Field(0.0, ge=0, description="λ₂: adds λ₂ Σw² over the weights (not biases).")
-    schedule: ScheduleSpec = Field(default_factory=_constant)
-
-
-class SGDSpec(_OptimizerBase):
-    """v ← μ v + g; p ← p − ε_t v (nesterov: p ← p − ε_t (g + μ v))."""
-
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"type": "sgd", "learning_rate": 0.1, "momentum": 0.9}]}
-    )
-    type: Literal["sgd"] = Field(description="Always `sgd`.")
-    learning_rate: float = Field(0.01, gt=0, description="ε₀, the base learning rate.")
-    momentum: float = Field(
-        0.0, ge=0, lt=1, description="μ in [0, 1); 0 is plain gradient descent."
-    )
-    nesterov: bool = Field(False, description="Use Nesterov's look-ahead momentum.")
-
-
-class AdagradSpec(_OptimizerBase):
-    """r ← r + g²; p ← p − ε_t g / (√r + δ)."""
-
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"type": "adagrad", "learning_rate": 0.1}]}
-    )
-    type: Literal["adagrad"] = Field(description="Always `adagrad`.")
-    learning_rate: float = Field(0.01, gt=0, description="ε₀, the base learning rate.")
-    epsilon: float = Field(1e-7, gt=0, description="δ added to √r.")
-    initial_accumulator: float = Field(0.0, ge=0, description="Starting value of r.")
-
-
-class RMSPropSpec(_OptimizerBase):
-    """r ← ρ r + (1 − ρ) g²; p ← p − ε_t g / (√r + δ)."""
-
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"type": "rmsprop", "learning_rate": 0.001, "rho": 0.9}]}
-    )
-    type: Literal["rmsprop"] = Field(description="Always `rmsprop`.")
-    learning_rate: float = Field(0.001, gt=0, description="ε₀, the base learning rate.")
-    rho: float = Field(
-        0.9, ge=0, lt=1, description="ρ in [0, 1): decay of the squared-gradient average."
-    )
-    epsilon: float = Field(1e-7, gt=0, description="δ added to √r.")
-
-
-class AdamSpec(_OptimizerBase):
-    """Adam with bias correction: m̂ = m / (1 − β₁^(t+1)), v̂ = v / (1 − β₂^(t+1))."""
-
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"type": "adam", "learning_rate": 0.01}]}
-    )
-    type: Literal["adam"] = Field(description="Always `adam`.")
-    learning_rate: float = Field(0.001, gt=0, description="ε₀, the base learning rate.")
-    beta1: float = Field(0.9, ge=0, lt=1, description="β₁ in [0, 1): decay of the first moment.")
-    beta2: float = Field(0.999, ge=0, lt=1, description="β₂ in [0, 1): decay of the second moment.")
-    epsilon: float = Field(1e-7, gt=0, description="δ added to √v̂.")
-
-
-OptimizerSpec = Annotated[
-    SGDSpec | AdagradSpec | RMSPropSpec | AdamSpec,
-    Field(
-        discriminator="type",
-        description="The optimizer, chosen by `type`; each type accepts only its own fields.",
-    ),
-]
-OPTIMIZER_TYPES: tuple[str, ...] = ("sgd", "adagrad", "rmsprop", "adam")
-
-
 # ------------------------------------------------------------------------ training
 
 
 class EarlyStoppingSpec(Spec):
     """Stop after `patience` epochs without an improvement larger than `min_delta`."""
 
-    patience: int = Field(10, ge=1, description="Epochs without improvement before stopping.")
-    min_delta: float = Field(0.0, ge=0, description="An improvement must exceed this to count.")
-    restore_best: bool = Field(True, description="End with the best epoch's weights.")
+    patience: Int = Field(10, ge=1, description="Epochs without improvement before stopping.")
+    min_delta: Float = Field(0.0, ge=0, description="An improvement must exceed this to count.")
+    restore_best: Bool = Field(True, description="End with the best epoch's weights.")
 
 
 class TrainingSpec(Spec):
     """How the network is trained."""
 
-    epochs: int = Field(100, ge=1, description="Passes over the training rows.")
-    batch_size: int | None = Field(
+    epochs: Int = Field(100, ge=1, description="Passes over the training rows.")
+    batch_size: Int | None = Field(
         32, ge=1, description="Rows per optimizer step; null = the whole training set."
     )
-    shuffle: bool = Field(
+    shuffle: Bool = Field(
         True, description="Draw a new permutation of the training rows per epoch."
     )
-    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of the one random generator.")
-    validation_split: float = Field(
+    seed: Int = Field(0, ge=0, le=2**63 - 1, description="Seed of the one random generator.")
+    validation_split: Float = Field(
         0.2, ge=0, le=0.9, description="Fraction held out (stratified for classification)."
     )
-    standardize: bool = Field(True, description="z-score features with training-row statistics.")
+    standardize: Bool = Field(True, description="z-score features with training-row statistics.")
     early_stopping: EarlyStoppingSpec | None = Field(
         None, description="Early stopping on val_loss (train_loss without validation); null = off."
     )
+    snapshots: Literal["log", "none"] | list[Int] = Field(
+        "log",
+        description="Epochs after which the weights are kept: `log` = 1, 2, 3, 5, 7, 10, 20, "
+        "… ({1, 2, 3, 5, 7} × 10^k) and the last epoch run, thinned to fit "
+        "ANNLAB_MAX_SNAPSHOT_BYTES; `none`; or a list of at most 200 epochs in 1..epochs "
+        "(duplicates ignored). The snapshot at epoch e is bit for bit the final model of "
+        "the same spec trained with `epochs: e`.",
+        examples=["log", [1, 10, 100]],
+    )
+    threads: Int = Field(
+        1,
+        ge=1,
+        description="BLAS threads of the run. Part of the spec because float32 results may "
+        "change in their last bits with the thread count.",
+    )
+
+    @field_validator("snapshots")
+    @classmethod
+    def _snapshot_epochs(cls, value: str | list[int]) -> str | list[int]:
+        if isinstance(value, str):
+            return value
+        if len(value) > MAX_SNAPSHOT_EPOCHS:
+            raise ValueError(f"at most {MAX_SNAPSHOT_EPOCHS} snapshot epochs, {len(value)} given")
+        if any(epoch < 1 for epoch in value):
+            raise ValueError("snapshot epochs count from 1")
+        return sorted(set(value))
+
+    @model_validator(mode="after")
+    def _snapshots_within_epochs(self) -> TrainingSpec:
+        if isinstance(self.snapshots, list) and self.snapshots and self.snapshots[-1] > self.epochs:
+            raise ValueError(
+                f"snapshots: epoch {self.snapshots[-1]} is after the last epoch ({self.epochs})"
+            )
+        return self
 
 
 # ------------------------------------------------------------------ initial weights
@@ -245,19 +233,19 @@ class TrainingSpec(Spec):
 class LayerWeights(Spec):
     """One layer of a weights document: ``y = f(inputs @ weights + biases)``."""
 
-    units: int | None = Field(None, ge=1, description="If given, must match the model's layer.")
+    units: Int | None = Field(None, ge=1, description="If given, must match the model's layer.")
     activation: Activation | None = Field(
         None, description="If given, must match the model's layer."
     )
-    weights: list[list[float]] = Field(
+    weights: list[list[Float]] = Field(
         description="n_in rows of `units` numbers: weights[i][j] joins input i to unit j."
     )
-    biases: list[float] = Field(description="`units` numbers.")
+    biases: list[Float] = Field(description="`units` numbers.")
 
 
 class StandardizeDoc(Spec):
-    mean: list[float] = Field(description="Per-feature mean subtracted before the first layer.")
-    std: list[float] = Field(description="Per-feature deviation divided by before the first layer.")
+    mean: list[Float] = Field(description="Per-feature mean subtracted before the first layer.")
+    std: list[Float] = Field(description="Per-feature deviation divided by before the first layer.")
 
 
 class InitialWeights(Spec):
@@ -301,16 +289,32 @@ class RunSpec(Spec):
     )
 
     name: str | None = Field(
-        None, max_length=200, description="A label; defaults to '<optimizer> on <dataset>'."
+        None,
+        max_length=NAME_MAX_LENGTH,
+        description="A label; defaults to '<optimizer> on <dataset>'.",
     )
-    dataset: str = Field(min_length=1, max_length=200, description="Dataset id.", examples=["iris"])
+    dataset: str = Field(
+        min_length=1, max_length=NAME_MAX_LENGTH, description="Dataset id.", examples=["iris"]
+    )
+    tags: dict[TagKey, TagValue] = Field(
+        default_factory=dict,
+        max_length=MAX_TAGS,
+        description=f"Short labels to find runs by (`?tag=key:value`): at most {MAX_TAGS} keys "
+        "of up to 64 letters, digits and `_.-/` (no colon), values up to "
+        f"{TAG_VALUE_MAX_LENGTH} characters.",
+        examples=[{"course": "ann-lecture", "group": "b"}],
+    )
     model: ModelSpec
     loss: LossName | None = Field(
         None,
         description="Omitted: cross_entropy for a softmax classifier, binary_cross_entropy for "
         "a single sigmoid output, mse otherwise.",
     )
-    optimizer: OptimizerSpec
+    optimizer: OptimizerSpec = Field(
+        default_factory=default_optimizer,
+        description='Omitted: `{"type": "sgd"}` (plain gradient descent, ε = 0.01), where the '
+        "lecture starts.",
+    )
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     dtype: DType = Field("float32", description="Floating-point type of training.")
     initial_weights: InitialWeights | None = Field(
@@ -321,31 +325,6 @@ class RunSpec(Spec):
     @classmethod
     def _strip_name(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
-
-
-class TrajectoryRequest(Spec):
-    """Run optimizers on a 2-D test function from one start point."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "function": "rosenbrock",
-                    "start": [-1.5, 2.0],
-                    "steps": 500,
-                    "optimizers": [
-                        {"type": "sgd", "learning_rate": 0.001, "momentum": 0.9},
-                        {"type": "adam", "learning_rate": 0.05},
-                    ],
-                }
-            ]
-        }
-    )
-
-    function: SurfaceName = Field(description="The 2-D test function.")
-    start: tuple[float, float] = Field(description="Start point [x, y].", examples=[[-1.5, 2.0]])
-    steps: int = Field(ge=1, le=100_000, description="Optimizer steps.", examples=[500])
-    optimizers: list[OptimizerSpec] = Field(min_length=1, max_length=20)
 
 
 # --------------------------------------------------------- checks against the data
@@ -361,162 +340,3 @@ class DataShape(BaseModel):
     n_outputs: int
     n_classes: int | None = None
     n_samples: int | None = None
-
-
-def default_loss(model: ModelSpec, task: Task) -> LossName:
-    """The loss used when the spec omits it (API.md)."""
-    last = model.layers[-1]
-    if task == "classification" and last.activation == "softmax":
-        return "cross_entropy"
-    if last.units == 1 and last.activation == "sigmoid":
-        return "binary_cross_entropy"
-    return "mse"
-
-
-def count_parameters(model: ModelSpec, n_features: int) -> int:
-    """Weights and biases of the whole network for an input of ``n_features``."""
-    total, n_in = 0, n_features
-    for layer in model.layers:
-        total += n_in * layer.units + layer.units
-        n_in = layer.units
-    return total
-
-
-def check_against_dataset(spec: RunSpec, shape: DataShape) -> RunSpec:
-    """Return the normalised spec (every default filled in) or raise ``SpecError``.
-
-    The checks here are the ones that need the data: output width against classes
-    or targets, loss against output activation and task, initial-weight shapes.
-    """
-    layers = spec.model.layers
-    last = layers[-1]
-    out_field = f"model.layers.{len(layers) - 1}"
-    loss = spec.loss or default_loss(spec.model, shape.task)
-
-    if shape.task == "classification":
-        n_classes = shape.n_classes or 0
-        if last.units == 1:
-            if n_classes != 2:
-                raise SpecError(
-                    f"{out_field}.units",
-                    f"a single output unit can only separate 2 classes, the dataset has "
-                    f"{n_classes}: use {n_classes} units with softmax",
-                )
-            if last.activation == "softmax":
-                raise SpecError(
-                    f"{out_field}.activation",
-                    "softmax over a single unit always outputs 1: use sigmoid for one unit, "
-                    "or 2 softmax units",
-                )
-        elif last.units != n_classes:
-            raise SpecError(
-                f"{out_field}.units",
-                f"the output layer has {last.units} units but the dataset has {n_classes} "
-                f"classes: use {n_classes} (one per class) or 1 for two classes",
-            )
-        if loss == "cross_entropy" and last.activation != "softmax":
-            raise SpecError(
-                "loss",
-                "cross_entropy needs a softmax output layer (it expects class probabilities); "
-                "use binary_cross_entropy with a single sigmoid unit, or mse",
-            )
-        if loss == "binary_cross_entropy" and last.activation not in ("sigmoid", "softmax"):
-            raise SpecError(
-                "loss",
-                f"binary_cross_entropy needs outputs in (0, 1): the output layer is "
-                f"{last.activation}; use sigmoid",
-            )
-    else:
-        if last.units != shape.n_outputs:
-            raise SpecError(
-                f"{out_field}.units",
-                f"the output layer has {last.units} units but the dataset has "
-                f"{shape.n_outputs} target column(s)",
-            )
-        if last.activation == "softmax":
-            raise SpecError(
-                f"{out_field}.activation",
-                "softmax is for classification; a regression output is usually linear",
-            )
-        if loss == "cross_entropy":
-            raise SpecError("loss", "cross_entropy is for classification with a softmax output")
-        if loss == "binary_cross_entropy" and last.activation != "sigmoid":
-            raise SpecError(
-                "loss", "binary_cross_entropy needs a sigmoid output (values in (0, 1))"
-            )
-
-    if spec.initial_weights is not None:
-        _check_initial_weights(spec, shape.n_features)
-
-    if shape.n_samples is not None and spec.training.validation_split > 0:
-        n_val = validation_size(shape.n_samples, spec.training.validation_split)
-        if shape.n_samples - n_val < 1:
-            raise SpecError(
-                "training.validation_split",
-                f"validation_split {spec.training.validation_split} leaves no training rows "
-                f"out of {shape.n_samples}",
-            )
-
-    optimizer_name = spec.optimizer.type
-    return spec.model_copy(
-        update={
-            "loss": loss,
-            "name": spec.name or f"{optimizer_name} on {spec.dataset}",
-        }
-    )
-
-
-def validation_size(n_samples: int, split: float) -> int:
-    """Rows held out for validation: round(split × n), at least 1 when split > 0."""
-    if split <= 0:
-        return 0
-    return max(1, math.floor(split * n_samples + 0.5))
-
-
-def _check_initial_weights(spec: RunSpec, n_features: int) -> None:
-    assert spec.initial_weights is not None
-    given = spec.initial_weights.layers
-    layers = spec.model.layers
-    if len(given) != len(layers):
-        raise SpecError(
-            "initial_weights.layers",
-            f"{len(given)} layers given, the model has {len(layers)}",
-        )
-    n_in = n_features
-    for index, (layer, weights) in enumerate(zip(layers, given, strict=True)):
-        field = f"initial_weights.layers.{index}"
-        if weights.units is not None and weights.units != layer.units:
-            raise SpecError(
-                f"{field}.units",
-                f"{weights.units} units given, the model's layer has {layer.units}",
-            )
-        if weights.activation is not None and weights.activation != layer.activation:
-            raise SpecError(
-                f"{field}.activation",
-                f"{weights.activation} given, the model's layer uses {layer.activation}",
-            )
-        rows = len(weights.weights)
-        if rows != n_in:
-            raise SpecError(
-                f"{field}.weights",
-                f"{rows} rows given, layer {index} has {n_in} inputs (weights is n_in × units)",
-            )
-        for row_index, row in enumerate(weights.weights):
-            if len(row) != layer.units:
-                raise SpecError(
-                    f"{field}.weights.{row_index}",
-                    f"{len(row)} numbers given, layer {index} has {layer.units} units",
-                )
-        if len(weights.biases) != layer.units:
-            raise SpecError(
-                f"{field}.biases",
-                f"{len(weights.biases)} biases given, layer {index} has {layer.units} units",
-            )
-        n_in = layer.units
-
-
-def spec_error_from_validation(exc: Any) -> SpecError:
-    """The first error of a pydantic ``ValidationError`` as a ``SpecError``."""
-    first = exc.errors()[0]
-    field = ".".join(str(part) for part in first.get("loc", ()))
-    return SpecError(field, first.get("msg", "invalid value"))

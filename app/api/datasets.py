@@ -7,66 +7,36 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from app.db import datasets as dataset_store
+from app.config import Settings
 from app.deps import CurrentUser, SessionDep, SettingsDep
-from app.errors import (
-    BadRequest,
-    Conflict,
-    Forbidden,
-    LimitExceeded,
-    NotFound,
-    UnsupportedMediaType,
-    limit_message,
-)
+from app.errors import BadRequest, UnsupportedMediaType
 from app.http import GuardedRoute
-from app.schemas import BUILTIN_CREATED_AT, DatasetCreate, DatasetList, DatasetOut, Problem
-from core.data import Dataset, dataset_from_csv, dataset_from_json, dataset_to_npz_bytes
-from core.datasets import BUILTIN_DATASETS
+from app.schemas import DATASET_EXAMPLE, DatasetCreate, DatasetList, DatasetOut, Problem
+from app.services import datasets as dataset_service
+from core.data import Dataset, dataset_from_csv, dataset_from_json
 from core.errors import DatasetError
 
 DatasetId = Annotated[str, Path(description="Dataset id.", max_length=200)]
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], route_class=GuardedRoute)
 
-NOT_FOUND = {404: {"model": Problem, "description": "No dataset with this id."}}
-
-
-def builtin_out(dataset_id: str) -> DatasetOut:
-    info = BUILTIN_DATASETS[dataset_id]
-    return DatasetOut(
-        id=dataset_id,
-        name=dataset_id,
-        task=info.task,
-        n_samples=info.n_samples,
-        n_features=info.n_features,
-        n_outputs=info.n_outputs,
-        class_names=list(info.class_names) if info.class_names is not None else None,
-        feature_names=list(info.feature_names),
-        builtin=True,
-        created_at=BUILTIN_CREATED_AT,
-    )
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No dataset with this id."}
+}
 
 
 @router.get("", response_model=DatasetList, summary="List datasets (built-ins first)")
 def list_datasets(session: SessionDep, user: CurrentUser) -> DatasetList:
-    items = [builtin_out(name) for name in BUILTIN_DATASETS]
-    items += [
-        DatasetOut.from_row(row)
-        for row in dataset_store.list_datasets(session=session, owner_id=user.scope)
-    ]
+    items = dataset_service.list_datasets(session=session, owner_id=user.scope)
     return DatasetList(items=items, total=len(items))
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut, responses=NOT_FOUND, summary="One dataset")
 def get_dataset(dataset_id: DatasetId, session: SessionDep, user: CurrentUser) -> DatasetOut:
-    if dataset_id in BUILTIN_DATASETS:
-        return builtin_out(dataset_id)
-    row = dataset_store.get_dataset(session=session, dataset_id=dataset_id, owner_id=user.scope)
-    if row is None:
-        raise NotFound(f"dataset {dataset_id!r} not found")
-    return DatasetOut.from_row(row)
+    return dataset_service.get_dataset(session=session, dataset_id=dataset_id, owner_id=user.scope)
 
 
 _UPLOAD_BODY: dict[str, Any] = {
@@ -78,7 +48,7 @@ _UPLOAD_BODY: dict[str, Any] = {
                 "examples": {
                     "classification": {
                         "summary": "Class names as targets",
-                        "value": DatasetCreate.model_config["json_schema_extra"]["examples"][0],  # type: ignore[index]
+                        "value": DATASET_EXAMPLE,
                     },
                     "regression": {
                         "summary": "Numbers as targets",
@@ -145,27 +115,17 @@ async def create_dataset(
         raise UnsupportedMediaType(
             "send the dataset as application/json or as multipart/form-data with a CSV file"
         )
-    size = len(dataset_to_npz_bytes(dataset))
-    if size > settings.max_dataset_bytes:
-        raise LimitExceeded(
-            limit_message(
-                "the dataset's size in bytes", size, settings.max_dataset_bytes, "max_dataset_bytes"
-            )
-        )
-    row = dataset_store.create_dataset(session=session, owner_id=user.owner_id, dataset=dataset)
-    return DatasetOut.from_row(row)
+    # The write (and, on SQLite, waiting for the write lock) off the event loop.
+    return await run_in_threadpool(
+        dataset_service.create_dataset,
+        session=session,
+        owner_id=user.owner_id,
+        dataset=dataset,
+        settings=settings,
+    )
 
 
-def _check_rows(n_rows: int, settings: Any) -> None:
-    if n_rows > settings.max_dataset_rows:
-        raise LimitExceeded(
-            limit_message(
-                "the number of rows", n_rows, settings.max_dataset_rows, "max_dataset_rows"
-            )
-        )
-
-
-async def _from_json(request: Request, settings: Any) -> Dataset:
+async def _from_json(request: Request, settings: Settings) -> Dataset:
     try:
         payload = await request.json()
     except (ValueError, RecursionError) as exc:
@@ -177,7 +137,7 @@ async def _from_json(request: Request, settings: Any) -> Dataset:
         raise RequestValidationError(
             [{**error, "loc": ("body", *error["loc"])} for error in errors]
         ) from None
-    _check_rows(len(upload.features), settings)
+    dataset_service.check_row_limit(n_rows=len(upload.features), settings=settings)
     return dataset_from_json(
         name=upload.name,
         task=upload.task,
@@ -187,7 +147,7 @@ async def _from_json(request: Request, settings: Any) -> Dataset:
     )
 
 
-async def _from_form(request: Request, settings: Any) -> Dataset:
+async def _from_form(request: Request, settings: Settings) -> Dataset:
     try:
         form = await request.form(max_part_size=settings.max_body_bytes)
     except Exception as exc:  # malformed multipart
@@ -215,16 +175,8 @@ async def _from_form(request: Request, settings: Any) -> Dataset:
     if task not in ("classification", "regression"):
         raise DatasetError("`task` must be classification or regression", field="task")
     content = await upload.read(settings.max_dataset_bytes + 1)
-    if len(content) > settings.max_dataset_bytes:
-        raise LimitExceeded(
-            limit_message(
-                "the CSV file's size in bytes",
-                f"over {settings.max_dataset_bytes}",
-                settings.max_dataset_bytes,
-                "max_dataset_bytes",
-            )
-        )
-    _check_rows(content.count(b"\n") - 1, settings)
+    dataset_service.check_file_size(n_bytes=len(content), settings=settings)
+    dataset_service.check_row_limit(n_rows=content.count(b"\n") - 1, settings=settings)
     default_name = (upload.filename or "upload.csv").rsplit("/", 1)[-1].removesuffix(".csv")
     dataset_name = name if isinstance(name, str) and name.strip() else default_name
     try:
@@ -252,12 +204,5 @@ _FORM_FIELDS = ("file", "target", "task", "name")
     summary="Delete an uploaded dataset",
 )
 def delete_dataset(dataset_id: DatasetId, session: SessionDep, user: CurrentUser) -> Response:
-    if dataset_id in BUILTIN_DATASETS:
-        raise Forbidden(f"{dataset_id!r} is a built-in dataset and cannot be deleted")
-    row = dataset_store.get_dataset(session=session, dataset_id=dataset_id, owner_id=user.scope)
-    if row is None:
-        raise NotFound(f"dataset {dataset_id!r} not found")
-    if dataset_store.is_in_use(session=session, dataset_id=dataset_id):
-        raise Conflict(f"dataset {dataset_id!r} is used by a queued or running run")
-    dataset_store.delete_dataset(session=session, dataset_id=dataset_id)
+    dataset_service.delete_dataset(session=session, dataset_id=dataset_id, owner_id=user.scope)
     return Response(status_code=204)

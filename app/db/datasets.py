@@ -9,15 +9,30 @@ from sqlalchemy.orm import Session, undefer
 
 from app.db.tables import DatasetRow, RunRow, utcnow
 from core.data import Dataset, dataset_from_npz_bytes, dataset_to_npz_bytes
+from core.specs import Task
+from core.stopping import RunStatus
 
-ACTIVE_STATUSES = ("queued", "running")
+#: A dataset used by a run in one of these cannot be deleted.
+ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 def new_dataset_id() -> str:
     return "ds_" + secrets.token_hex(8)
 
 
-def create_dataset(*, session: Session, owner_id: str, dataset: Dataset) -> DatasetRow:
+def task_of(row: DatasetRow) -> Task:
+    """The stored task as ``core``'s type (the column is a plain string)."""
+    if row.task == "classification":
+        return "classification"
+    if row.task == "regression":
+        return "regression"
+    raise ValueError(f"dataset {row.id!r} has an unknown task {row.task!r}")
+
+
+def create_dataset(
+    *, session: Session, owner_id: str, dataset: Dataset, data: bytes | None = None
+) -> DatasetRow:
+    """Store ``dataset``; ``data`` is its ``dataset_to_npz_bytes`` when the caller has it."""
     row = DatasetRow(
         id=new_dataset_id(),
         owner_id=owner_id,
@@ -29,7 +44,7 @@ def create_dataset(*, session: Session, owner_id: str, dataset: Dataset) -> Data
         class_names=list(dataset.class_names) if dataset.class_names is not None else None,
         feature_names=list(dataset.feature_names),
         created_at=utcnow(),
-        data=dataset_to_npz_bytes(dataset),
+        data=data if data is not None else dataset_to_npz_bytes(dataset),
     )
     session.add(row)
     session.flush()
@@ -50,16 +65,19 @@ def list_datasets(*, session: Session, owner_id: str | None) -> list[DatasetRow]
     return list(session.scalars(query))
 
 
-def load_dataset_arrays(*, session: Session, dataset_id: str) -> Dataset | None:
-    row = session.scalars(
-        select(DatasetRow).options(undefer(DatasetRow.data)).where(DatasetRow.id == dataset_id)
-    ).first()
+def load_dataset_arrays(
+    *, session: Session, dataset_id: str, owner_id: str | None = None
+) -> Dataset | None:
+    query = select(DatasetRow).options(undefer(DatasetRow.data)).where(DatasetRow.id == dataset_id)
+    if owner_id is not None:
+        query = query.where(DatasetRow.owner_id == owner_id)
+    row = session.scalars(query).first()
     if row is None:
         return None
     return dataset_from_npz_bytes(
         row.data,
         name=row.name,
-        task=row.task,  # type: ignore[arg-type]
+        task=task_of(row),
         class_names=row.class_names,
         feature_names=row.feature_names,
     )

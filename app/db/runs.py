@@ -1,8 +1,7 @@
-"""Runs and what belongs to them: metrics, weights, checkpoints.
+"""Runs and what belongs to them: metrics, weights; and the claim of a queued run.
 
 API-side functions take an ``owner_id`` (None = any owner, for admins and
-workers). Worker-side functions take the ``worker_id`` that claimed the run and
-change nothing once the run is no longer theirs (deleted, requeued).
+workers). What a worker writes once it holds a run is ``app.db.progress``.
 """
 
 from __future__ import annotations
@@ -10,18 +9,15 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Sequence
-from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.db.tables import CheckpointRow, MetricRow, RunRow, User, WeightsRow, utcnow
+from core.stopping import RunStatus, StopReason
 
-TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 METRIC_NAMES = ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "learning_rate")
-#: A worker that crashed this many times on one run makes the run fail.
-MAX_ATTEMPTS = 3
 
 
 def new_run_id() -> str:
@@ -56,7 +52,7 @@ def create_run(
         dataset_id=dataset_id,
         name=name,
         spec=spec,
-        status="queued",
+        status=RunStatus.QUEUED,
         created_at=utcnow(),
         epoch=0,
         epochs=epochs,
@@ -70,6 +66,17 @@ def create_run(
     session.add(row)
     session.flush()
     return row
+
+
+def rowcount(result: Any) -> int:
+    """Rows an UPDATE matched. ``Session.execute`` is typed as returning ``Result``, which
+    has no ``rowcount``; for an UPDATE it is a ``CursorResult``, which has."""
+    return int(result.rowcount)
+
+
+def get_status(*, session: Session, run_id: str) -> str | None:
+    """The run's status alone (None: no such run), for a cheap poll."""
+    return session.scalar(select(RunRow.status).where(RunRow.id == run_id))
 
 
 def get_run(*, session: Session, run_id: str, owner_id: str | None) -> RunRow | None:
@@ -119,7 +126,7 @@ def count_queued(*, session: Session, owner_id: str) -> int:
         session.scalar(
             select(func.count())
             .select_from(RunRow)
-            .where(RunRow.owner_id == owner_id, RunRow.status == "queued")
+            .where(RunRow.owner_id == owner_id, RunRow.status == RunStatus.QUEUED)
         )
         or 0
     )
@@ -130,26 +137,26 @@ def cancel_queued(*, session: Session, run_id: str) -> bool:
     now = utcnow()
     result = session.execute(
         update(RunRow)
-        .where(RunRow.id == run_id, RunRow.status == "queued")
+        .where(RunRow.id == run_id, RunRow.status == RunStatus.QUEUED)
         .values(
-            status="cancelled",
-            stop_reason="cancelled",
+            status=RunStatus.CANCELLED,
+            stop_reason=StopReason.CANCELLED,
             cancel_requested=True,
             finished_at=now,
             claimed_by=None,
         )
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return rowcount(result) == 1
 
 
 def request_cancel(*, session: Session, run_id: str) -> bool:
     """Ask the worker of a running run to stop; False if the run is not running."""
     result = session.execute(
         update(RunRow)
-        .where(RunRow.id == run_id, RunRow.status == "running")
+        .where(RunRow.id == run_id, RunRow.status == RunStatus.RUNNING)
         .values(cancel_requested=True)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return rowcount(result) == 1
 
 
 def delete_run(*, session: Session, run_id: str) -> None:
@@ -166,6 +173,10 @@ def get_metrics(*, session: Session, run_id: str, after_epoch: int = 0) -> Seque
     ).all()
 
 
+def metrics_dict(row: MetricRow) -> dict[str, float | None]:
+    return {name: getattr(row, name) for name in METRIC_NAMES}
+
+
 def get_weights(*, session: Session, run_id: str) -> bytes | None:
     return session.scalar(select(WeightsRow.data).where(WeightsRow.run_id == run_id))
 
@@ -178,226 +189,80 @@ def claim_next(*, session: Session, worker_id: str, max_running_per_user: int = 
 
     Eligible: its owner has fewer than ``max_running_per_user`` runs running
     (0 = no limit), so that one user's backlog cannot hold every worker while
-    other users wait (``ANNLAB_MAX_RUNNING_RUNS_PER_USER``).
-
-    The conditional UPDATE (… WHERE status = 'queued') makes the claim atomic
-    across processes and machines: of two workers racing for a run, one updates
-    a row and the other updates none and tries the next candidate. The per-user
-    limit holds under races too: on PostgreSQL the owner's ``users`` row is
-    locked (``FOR NO KEY UPDATE``, which does not block inserting runs that
-    reference it) before its running runs are counted, so two claims for one
-    user are serialised; SQLite transactions start with ``BEGIN IMMEDIATE`` and
-    are serialised already.
+    other users wait (``ANNLAB_MAX_RUNNING_RUNS_PER_USER``). Of two workers racing
+    for a run, one takes it and the other tries the next candidate (``claim``).
     """
-    query = select(RunRow.id, RunRow.owner_id).where(RunRow.status == "queued")
+    query = select(RunRow.id, RunRow.owner_id).where(RunRow.status == RunStatus.QUEUED)
     if max_running_per_user > 0:
         saturated = (
             select(RunRow.owner_id)
-            .where(RunRow.status == "running")
+            .where(RunRow.status == RunStatus.RUNNING)
             .group_by(RunRow.owner_id)
             .having(func.count() >= max_running_per_user)
         )
         query = query.where(RunRow.owner_id.not_in(saturated))
     candidates = session.execute(query.order_by(RunRow.created_at, RunRow.id).limit(5)).all()
-    now = utcnow()
     for run_id, owner_id in candidates:
-        if max_running_per_user > 0:
-            session.execute(
-                select(User.id).where(User.id == owner_id).with_for_update(key_share=True)
-            )
-            running = session.scalar(
-                select(func.count())
-                .select_from(RunRow)
-                .where(RunRow.owner_id == owner_id, RunRow.status == "running")
-            )
-            if (running or 0) >= max_running_per_user:
-                continue
-        result = session.execute(
-            update(RunRow)
-            .where(RunRow.id == run_id, RunRow.status == "queued")
-            .values(
-                status="running",
-                claimed_by=worker_id,
-                heartbeat_at=now,
-                started_at=func.coalesce(RunRow.started_at, now),
-            )
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            return run_id
+        if _claim(
+            session=session,
+            run_id=run_id,
+            owner_id=owner_id,
+            worker_id=worker_id,
+            max_running_per_user=max_running_per_user,
+        ):
+            return str(run_id)
     return None
 
 
-def load_checkpoint(*, session: Session, run_id: str) -> CheckpointRow | None:
-    return session.get(CheckpointRow, run_id)
-
-
-def rewind_to_checkpoint(*, session: Session, run_id: str) -> None:
-    """Forget the progress made after the last checkpoint (it will be trained again)."""
-    checkpoint = session.get(CheckpointRow, run_id)
-    epoch = checkpoint.epoch if checkpoint is not None else 0
-    step = checkpoint.step if checkpoint is not None else 0
-    session.execute(delete(MetricRow).where(MetricRow.run_id == run_id, MetricRow.epoch > epoch))
-    latest = session.scalars(
-        select(MetricRow).where(MetricRow.run_id == run_id).order_by(MetricRow.epoch.desc())
-    ).first()
-    session.execute(
-        update(RunRow)
-        .where(RunRow.id == run_id)
-        .values(epoch=epoch, step=step, metrics=metrics_dict(latest) if latest else None)
+def claim(*, session: Session, run_id: str, worker_id: str, max_running_per_user: int = 0) -> bool:
+    """Take this queued run for ``worker_id`` (an executor told which run to train, e.g.
+    a task queue's message); False when it is not queued (taken, cancelled, deleted) or
+    its owner is at ``max_running_per_user`` (0 = no limit)."""
+    owner_id = session.scalar(
+        select(RunRow.owner_id).where(RunRow.id == run_id, RunRow.status == RunStatus.QUEUED)
     )
-
-
-def metrics_dict(row: MetricRow) -> dict[str, float | None]:
-    return {name: getattr(row, name) for name in METRIC_NAMES}
-
-
-def record_progress(
-    *, session: Session, run_id: str, worker_id: str, epochs: list[dict[str, Any]]
-) -> bool:
-    """Store per-epoch metrics and the latest progress; False if the run is no longer ours."""
-    values: dict[str, Any] = {"heartbeat_at": utcnow()}
-    if epochs:
-        last = epochs[-1]
-        values.update(
-            epoch=last["epoch"],
-            step=last["step"],
-            metrics={name: finite_or_none(last.get(name)) for name in METRIC_NAMES},
-        )
-    result = session.execute(
-        update(RunRow)
-        .where(RunRow.id == run_id, RunRow.claimed_by == worker_id, RunRow.status == "running")
-        .values(**values)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if owner_id is None:
         return False
-    if epochs:
-        numbers = [entry["epoch"] for entry in epochs]
-        session.execute(
-            delete(MetricRow).where(MetricRow.run_id == run_id, MetricRow.epoch.in_(numbers))
-        )
-        session.add_all(
-            MetricRow(
-                run_id=run_id,
-                epoch=entry["epoch"],
-                step=entry["step"],
-                **{name: finite_or_none(entry.get(name)) for name in METRIC_NAMES},
-            )
-            for entry in epochs
-        )
-    return True
-
-
-def poll_run(*, session: Session, run_id: str, worker_id: str) -> tuple[bool, bool]:
-    """(still ours, cancel requested) for a worker's ``should_stop``."""
-    row = session.execute(
-        select(RunRow.claimed_by, RunRow.status, RunRow.cancel_requested).where(RunRow.id == run_id)
-    ).first()
-    if row is None or row.claimed_by != worker_id or row.status != "running":
-        return False, False
-    return True, bool(row.cancel_requested)
-
-
-def save_checkpoint(
-    *, session: Session, run_id: str, worker_id: str, epoch: int, step: int, data: bytes
-) -> bool:
-    owned = session.scalar(
-        select(func.count())
-        .select_from(RunRow)
-        .where(RunRow.id == run_id, RunRow.claimed_by == worker_id, RunRow.status == "running")
+    return _claim(
+        session=session,
+        run_id=run_id,
+        owner_id=owner_id,
+        worker_id=worker_id,
+        max_running_per_user=max_running_per_user,
     )
-    if not owned:
-        return False
-    row = session.get(CheckpointRow, run_id)
-    if row is None:
-        session.add(CheckpointRow(run_id=run_id, epoch=epoch, step=step, data=data))
-    else:
-        row.epoch, row.step, row.data, row.updated_at = epoch, step, data, utcnow()
-    return True
 
 
-def finish_run(
-    *,
-    session: Session,
-    run_id: str,
-    worker_id: str,
-    status: str,
-    stop_reason: str,
-    error: str | None = None,
-    best_epoch: int | None = None,
-    weights: bytes | None = None,
+def _claim(
+    *, session: Session, run_id: str, owner_id: str, worker_id: str, max_running_per_user: int
 ) -> bool:
-    result = session.execute(
-        update(RunRow)
-        .where(RunRow.id == run_id, RunRow.claimed_by == worker_id, RunRow.status == "running")
-        .values(
-            status=status,
-            stop_reason=stop_reason,
-            error=error,
-            best_epoch=best_epoch,
-            finished_at=utcnow(),
-            claimed_by=None,
-        )
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    if weights is not None:
-        session.add(WeightsRow(run_id=run_id, data=weights))
-    session.execute(delete(CheckpointRow).where(CheckpointRow.run_id == run_id))
-    return True
+    """The claim of one row: a conditional UPDATE (… WHERE status = 'queued'), atomic
+    across processes and machines, which touches no other row.
 
-
-def requeue(
-    *, session: Session, run_ids: Sequence[str], crashed: bool, only_worker: str | None = None
-) -> list[str]:
-    """Put running runs back in the queue (their checkpoint stays).
-
-    ``crashed``: the worker died; count an attempt, and at ``MAX_ATTEMPTS`` fail
-    the run instead of retrying it forever. Returns the ids requeued.
+    The per-user limit holds under races too: on PostgreSQL the owner's ``users``
+    row is locked (``FOR NO KEY UPDATE``, which does not block inserting runs that
+    reference it) before its running runs are counted, so two claims for one user
+    are serialised; SQLite transactions start with ``BEGIN IMMEDIATE`` and are
+    serialised already. ``heartbeat_at`` is the claim's lease: a running run whose
+    heartbeat is older than the recovery's stale limit is requeued.
     """
-    requeued: list[str] = []
-    for run_id in run_ids:
-        query = select(RunRow).where(RunRow.id == run_id, RunRow.status == "running")
-        if only_worker is not None:
-            query = query.where(RunRow.claimed_by == only_worker)
-        # FOR UPDATE: on PostgreSQL a worker finishing the run meanwhile either commits
-        # first (the row no longer matches) or waits; never a finished run put back
-        # in the queue (its weights then stored twice). SQLite: serialised already.
-        row = session.scalars(query.with_for_update()).first()
-        if row is None:
-            continue
-        row.claimed_by = None
-        row.heartbeat_at = None
-        if crashed:
-            row.attempts += 1
-        if crashed and row.attempts >= MAX_ATTEMPTS:
-            row.status, row.stop_reason, row.finished_at = "failed", "error", utcnow()
-            row.error = f"the worker process training this run died {row.attempts} times; giving up"
-            session.execute(delete(CheckpointRow).where(CheckpointRow.run_id == run_id))
-            continue
-        if row.cancel_requested:
-            row.status, row.stop_reason, row.finished_at = "cancelled", "cancelled", utcnow()
-            continue
-        row.status = "queued"
-        session.flush()
-        rewind_to_checkpoint(session=session, run_id=run_id)
-        requeued.append(run_id)
-    session.flush()
-    return requeued
-
-
-def running_run_ids(
-    *,
-    session: Session,
-    claimed_by: str | None = None,
-    stale_before: datetime | None = None,
-) -> list[str]:
-    query = select(RunRow.id).where(RunRow.status == "running")
-    if claimed_by is not None:
-        query = query.where(RunRow.claimed_by == claimed_by)
-    if stale_before is not None:
-        query = query.where(RunRow.heartbeat_at < stale_before)
-    return list(session.scalars(query))
-
-
-def stale_cutoff(seconds: float) -> datetime:
-    return utcnow() - timedelta(seconds=seconds)
+    if max_running_per_user > 0:
+        session.execute(select(User.id).where(User.id == owner_id).with_for_update(key_share=True))
+        running = session.scalar(
+            select(func.count())
+            .select_from(RunRow)
+            .where(RunRow.owner_id == owner_id, RunRow.status == RunStatus.RUNNING)
+        )
+        if (running or 0) >= max_running_per_user:
+            return False
+    now = utcnow()
+    result = session.execute(
+        update(RunRow)
+        .where(RunRow.id == run_id, RunRow.status == RunStatus.QUEUED)
+        .values(
+            status=RunStatus.RUNNING,
+            claimed_by=worker_id,
+            heartbeat_at=now,
+            started_at=func.coalesce(RunRow.started_at, now),
+        )
+    )
+    return rowcount(result) == 1

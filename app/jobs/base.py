@@ -1,8 +1,9 @@
 """The executor interface: what the API needs from whatever trains its runs.
 
-The local process pool (``local.py``) is one implementation; a distributed
-backend (workers on other machines claiming runs from the same database) can
-replace it without touching the API.
+The API stores a queued run, commits, then calls ``notify(run_id)``; everything
+else goes through the database. Executors are built by name from
+``ANNLAB_EXECUTOR`` (``app.jobs.registry``): the local process pool, threads (tests),
+or none (workers elsewhere, e.g. ``annlab worker``, claim from the same database).
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ SHUTDOWN_SECONDS = 5.0
 class Executor(ABC):
     @abstractmethod
     def start(self) -> None:
-        """Recover runs left behind by a crash, then start taking work."""
+        """Recover runs left behind by a crash (``app.jobs.recovery``), then take work."""
 
     @abstractmethod
-    def notify(self) -> None:
-        """A run was queued: wake an idle worker now rather than at its next poll."""
+    def notify(self, run_id: str) -> None:
+        """``run_id`` was queued (and committed): start it now rather than at the next
+        poll. A pool wakes an idle worker; a task queue would send the id."""
 
     @abstractmethod
     def shutdown(self, *, graceful: bool = True, timeout: float = SHUTDOWN_SECONDS) -> None:
@@ -35,12 +37,12 @@ class Executor(ABC):
 
 
 class NoExecutor(Executor):
-    """Queue only: runs wait for workers started elsewhere."""
+    """Queue only: runs wait for workers started elsewhere (``annlab worker``)."""
 
     def start(self) -> None:
         pass
 
-    def notify(self) -> None:
+    def notify(self, run_id: str) -> None:
         pass
 
     def shutdown(self, *, graceful: bool = True, timeout: float = SHUTDOWN_SECONDS) -> None:

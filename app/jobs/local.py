@@ -1,8 +1,10 @@
-"""The local executor: a pool of worker processes on this machine.
+"""The local executors: a pool of worker processes on this machine, or threads.
 
-Workers claim runs from the database themselves; this class only keeps the
-pool full (a dead worker is replaced and its run requeued, counting the
-attempt), wakes workers when a run is queued, and stops them on shutdown.
+Workers claim runs from the database themselves; an executor only keeps its pool
+full (a dead worker is replaced and its run requeued, counting the attempt),
+wakes workers when a run is queued, and stops them on shutdown. The same pool
+runs inside the server (``ANNLAB_EXECUTOR=process``) or on its own
+(``annlab worker``, ``app.jobs.standalone``).
 """
 
 from __future__ import annotations
@@ -12,97 +14,50 @@ import gc
 import logging
 import multiprocessing
 import os
-import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from multiprocessing.context import SpawnProcess
+from multiprocessing.synchronize import Event as ProcessEvent
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.db import runs as run_store
-from app.db.engine import transaction
 from app.jobs.base import SHUTDOWN_SECONDS, Executor
-from app.jobs.worker import Worker, new_worker_id, process_main
+from app.jobs.recovery import recover_orphans, requeue_worker_runs
+from app.jobs.worker import Worker, WorkerConfig, new_worker_id, process_main
 
 log = logging.getLogger("annlab.executor")
 
-#: A running run whose worker has not written for this long is considered orphaned.
-STALE_SECONDS = 60.0
 SUPERVISE_SECONDS = 0.5
+#: Seconds between two looks for orphaned runs (other processes' dead workers).
+REAP_SECONDS = 10.0
 #: Keep BLAS single-threaded in workers: one run per core, and bit-for-bit results.
 _SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def recover_orphans(
-    factory: sessionmaker[Session], *, stale_seconds: float = STALE_SECONDS, at_start: bool = True
-) -> list[str]:
-    """Requeue runs left ``running`` by a server or worker that is gone.
-
-    A run is orphaned when its worker belonged to a server on this host that no
-    longer runs (or to an earlier life of this very process, e.g. PID 1 in a
-    container), or when its heartbeat is older than ``stale_seconds`` (any host).
-    Each recovery counts as a crash attempt.
-    """
-    host = socket.gethostname()
-    me = os.getpid()
-    with transaction(factory) as session:
-        orphans: list[str] = []
-        for run_id in run_store.running_run_ids(session=session):
-            row = run_store.get_run(session=session, run_id=run_id, owner_id=None)
-            if row is None:
-                continue
-            claimed = (row.claimed_by or "").split(":")
-            stale = row.heartbeat_at is None or row.heartbeat_at < run_store.stale_cutoff(
-                stale_seconds
-            )
-            local_dead = (
-                len(claimed) == 3
-                and claimed[0] == host
-                and claimed[1].isdigit()
-                # our own pid means an earlier life of this process only at start: later,
-                # the runs claimed in our name are our live workers' (the supervisor
-                # handles those that die)
-                and ((at_start and int(claimed[1]) == me) or not _pid_alive(int(claimed[1])))
-            )
-            if stale or local_dead or row.claimed_by is None:
-                orphans.append(run_id)
-        return run_store.requeue(session=session, run_ids=orphans, crashed=True)
-
-
 @dataclass
 class _Slot:
-    process: Any
+    process: SpawnProcess
     worker_id: str
-    wake: Any
+    wake: ProcessEvent
 
 
 class LocalProcessExecutor(Executor):
+    """``settings.workers`` worker processes (spawned), supervised by a thread."""
+
     def __init__(self, *, settings: Settings, factory: sessionmaker[Session]) -> None:
         self.settings = settings
         self.factory = factory
         self.context = multiprocessing.get_context("spawn")
-        self.stop_event = self.context.Event()
+        self.stop_event: ProcessEvent | None = self.context.Event()
         self.slots: list[_Slot] = []
         self.closing = threading.Event()
         self.lock = threading.Lock()
         self.supervisor: threading.Thread | None = None
 
     def start(self) -> None:
-        recovered = recover_orphans(self.factory)
-        if recovered:
-            log.info("requeued %d interrupted run(s): %s", len(recovered), ", ".join(recovered))
+        recover_orphans(self.factory)
         for name in _SINGLE_THREAD_ENV:
             os.environ.setdefault(name, "1")
         with self.lock:
@@ -113,18 +68,16 @@ class LocalProcessExecutor(Executor):
         self.supervisor.start()
 
     def _spawn(self) -> _Slot:
+        assert self.stop_event is not None, "spawned after shutdown"
         worker_id = new_worker_id()
         wake = self.context.Event()
         process = self.context.Process(
             target=process_main,
             args=(
                 self.settings.resolved_database_url,
-                worker_id,
-                self.settings.checkpoint_seconds,
-                self.settings.max_run_seconds,
+                WorkerConfig.from_settings(worker_id, self.settings),
                 wake,
                 self.stop_event,
-                self.settings.resolved_max_running_runs_per_user,
                 self.settings.worker_nice,
             ),
             name=f"annlab-worker-{worker_id}",
@@ -133,7 +86,10 @@ class LocalProcessExecutor(Executor):
         process.start()
         return _Slot(process=process, worker_id=worker_id, wake=wake)
 
-    def notify(self) -> None:
+    def notify(self, run_id: str) -> None:
+        self._wake_all()
+
+    def _wake_all(self) -> None:
         for slot in list(self.slots):
             slot.wake.set()
 
@@ -151,26 +107,16 @@ class LocalProcessExecutor(Executor):
                         slot.worker_id,
                         slot.process.exitcode,
                     )
-                    self._requeue_of(slot.worker_id, crashed=True)
+                    requeue_worker_runs(self.factory, slot.worker_id, crashed=True)
                     self.slots[index] = self._spawn()
-                    self.notify()
-            if time.monotonic() - last_reap > 10:
+                    self._wake_all()
+            if time.monotonic() - last_reap > REAP_SECONDS:
                 last_reap = time.monotonic()
                 try:
                     if recover_orphans(self.factory, at_start=False):
-                        self.notify()
+                        self._wake_all()
                 except Exception:
                     log.exception("could not recover orphaned runs")
-
-    def _requeue_of(self, worker_id: str, *, crashed: bool) -> None:
-        try:
-            with transaction(self.factory) as session:
-                ids = run_store.running_run_ids(session=session, claimed_by=worker_id)
-                run_store.requeue(
-                    session=session, run_ids=ids, crashed=crashed, only_worker=worker_id
-                )
-        except Exception:
-            log.exception("could not requeue the runs of worker %s", worker_id)
 
     def shutdown(self, *, graceful: bool = True, timeout: float = SHUTDOWN_SECONDS) -> None:
         deadline = time.monotonic() + timeout
@@ -178,7 +124,7 @@ class LocalProcessExecutor(Executor):
         # Tell the workers first: they pause (checkpoint, requeue) while the supervisor ends.
         if self.stop_event is not None:
             self.stop_event.set()
-        self.notify()
+        self._wake_all()
         if self.supervisor is not None:
             self.supervisor.join(timeout=SUPERVISE_SECONDS * 2)
         with self.lock:
@@ -195,13 +141,13 @@ class LocalProcessExecutor(Executor):
                 slot.process.join(max(0.1, deadline - time.monotonic()))
             for slot in self.slots:
                 # Whatever a worker could not hand back itself goes back to the queue.
-                self._requeue_of(slot.worker_id, crashed=False)
+                requeue_worker_runs(self.factory, slot.worker_id, crashed=False)
             for slot in self.slots:
                 with contextlib.suppress(Exception):
                     slot.process.close()
             self.slots = []
             # Drop the events now so their semaphores are released before exit.
-            self.stop_event = None  # type: ignore[assignment]
+            self.stop_event = None
         gc.collect()
 
 
@@ -223,11 +169,8 @@ class ThreadExecutor(Executor):
             worker_id = new_worker_id()
             worker = Worker(
                 factory=self.factory,
-                worker_id=worker_id,
-                checkpoint_seconds=self.settings.checkpoint_seconds,
-                max_run_seconds=self.settings.max_run_seconds,
+                config=WorkerConfig.from_settings(worker_id, self.settings),
                 stop_requested=self.stop_event.is_set,
-                max_running_per_user=self.settings.resolved_max_running_runs_per_user,
             )
             thread = threading.Thread(target=worker.loop, args=(wake,), daemon=True)
             thread.start()
@@ -235,19 +178,16 @@ class ThreadExecutor(Executor):
             self.threads.append(thread)
             self.worker_ids.append(worker_id)
 
-    def notify(self) -> None:
+    def notify(self, run_id: str) -> None:
         for wake in self.wakes:
             wake.set()
 
     def shutdown(self, *, graceful: bool = True, timeout: float = SHUTDOWN_SECONDS) -> None:
         self.stop_event.set()
-        self.notify()
+        for wake in self.wakes:
+            wake.set()
         deadline = time.monotonic() + timeout
         for thread in self.threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        with transaction(self.factory) as session:
-            for worker_id in self.worker_ids:
-                ids = run_store.running_run_ids(session=session, claimed_by=worker_id)
-                run_store.requeue(
-                    session=session, run_ids=ids, crashed=False, only_worker=worker_id
-                )
+        for worker_id in self.worker_ids:
+            requeue_worker_runs(self.factory, worker_id, crashed=False)

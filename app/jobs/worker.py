@@ -15,15 +15,22 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from types import FrameType
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.config import Settings
+from app.db import progress
 from app.db import runs as run_store
-from app.db.datasets import load_dataset_arrays
 from app.db.engine import make_engine, make_session_factory, transaction
+from app.services.datasets import find_dataset
 from core.data import Dataset
-from core.training import PAUSE
+from core.specs import RunSpec
+from core.stopping import RunStatus, Stop, StopReason
+from core.training import Checkpoint, EpochMetrics, TrainResult, train
 
 log = logging.getLogger("annlab.worker")
 
@@ -38,23 +45,45 @@ IDLE_POLL_SECONDS = 0.3
 
 
 class EventLike(Protocol):
+    """A ``threading.Event`` or a ``multiprocessing`` one."""
+
     def wait(self, timeout: float | None = None) -> bool: ...
     def set(self) -> None: ...
     def clear(self) -> None: ...
     def is_set(self) -> bool: ...
 
 
+class Cause(StrEnum):
+    """Why a worker's ``should_stop`` said yes."""
+
+    SHUTDOWN = "shutdown"  # the pool stops: pause, requeue
+    TIMEOUT = "timeout"  # ANNLAB_MAX_RUN_SECONDS
+    CANCEL = "cancel"  # the user asked
+    LOST = "lost"  # the run is no longer ours (deleted, requeued by recovery)
+
+
 def new_worker_id() -> str:
-    """``host:pid:token`` — the host and pid of the server that owns the worker."""
+    """``host:pid:token`` — the host and pid of the process that owns the worker."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def load_training_data(session: Session, dataset_id: str) -> Dataset | None:
-    from core.datasets import BUILTIN_DATASETS, load_builtin
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What a worker needs to know, passed to worker processes (picklable)."""
 
-    if dataset_id in BUILTIN_DATASETS:
-        return load_builtin(dataset_id)
-    return load_dataset_arrays(session=session, dataset_id=dataset_id)
+    worker_id: str
+    checkpoint_seconds: float
+    max_run_seconds: float
+    max_running_per_user: int = 0
+
+    @classmethod
+    def from_settings(cls, worker_id: str, settings: Settings) -> WorkerConfig:
+        return cls(
+            worker_id=worker_id,
+            checkpoint_seconds=settings.checkpoint_seconds,
+            max_run_seconds=settings.max_run_seconds,
+            max_running_per_user=settings.resolved_max_running_runs_per_user,
+        )
 
 
 class Worker:
@@ -62,29 +91,23 @@ class Worker:
         self,
         *,
         factory: sessionmaker[Session],
-        worker_id: str,
-        checkpoint_seconds: float,
-        max_run_seconds: float,
+        config: WorkerConfig,
         stop_requested: Callable[[], bool],
-        max_running_per_user: int = 0,
     ) -> None:
         self.factory = factory
-        self.max_running_per_user = max_running_per_user
-        self.worker_id = worker_id
-        self.checkpoint_seconds = checkpoint_seconds
-        self.max_run_seconds = max_run_seconds
+        self.config = config
+        self.worker_id = config.worker_id
         self.stop_requested = stop_requested
 
-    # ------------------------------------------------------------------ the loop
-
     def loop(self, wake: EventLike) -> None:
+        """Claim and train runs until ``stop_requested``; wait for ``wake`` when idle."""
         while not self.stop_requested():
             try:
                 with transaction(self.factory) as session:
                     run_id = run_store.claim_next(
                         session=session,
                         worker_id=self.worker_id,
-                        max_running_per_user=self.max_running_per_user,
+                        max_running_per_user=self.config.max_running_per_user,
                     )
             except Exception:
                 log.exception("worker %s could not claim a run", self.worker_id)
@@ -94,17 +117,25 @@ class Worker:
                 wake.wait(IDLE_POLL_SECONDS)
                 wake.clear()
                 continue
-            try:
-                self.train_run(run_id)
-            except Exception:
-                log.exception("worker %s failed while handling run %s", self.worker_id, run_id)
-                time.sleep(0.5)
+            self.train_claimed(run_id)
 
-    # ------------------------------------------------------------------ one run
+    def claim(self, run_id: str) -> bool:
+        """Claim this one run (an executor told which); False if it is not to be had."""
+        with transaction(self.factory) as session:
+            return run_store.claim(
+                session=session,
+                run_id=run_id,
+                worker_id=self.worker_id,
+                max_running_per_user=self.config.max_running_per_user,
+            )
 
-    def train_run(self, run_id: str) -> None:
-        job = _Job(self, run_id)
-        job.run()
+    def train_claimed(self, run_id: str) -> None:
+        """Train a run this worker has claimed, to its end (or a pause)."""
+        try:
+            _Job(self, run_id).run()
+        except Exception:
+            log.exception("worker %s failed while handling run %s", self.worker_id, run_id)
+            time.sleep(0.5)
 
 
 class _Job:
@@ -112,6 +143,7 @@ class _Job:
 
     def __init__(self, worker: Worker, run_id: str) -> None:
         self.worker = worker
+        self.config = worker.config
         self.factory = worker.factory
         self.worker_id = worker.worker_id
         self.run_id = run_id
@@ -120,186 +152,189 @@ class _Job:
         self.last_poll = 0.0
         self.last_heartbeat = time.monotonic()
         self.started = time.monotonic()
-        self.cause: str | None = None  # why should_stop said yes
+        self.cause: Cause | None = None
 
     # -- callbacks of core.training.train
 
-    def on_epoch(self, metrics: Any) -> None:
-        entry = metrics.as_dict() if hasattr(metrics, "as_dict") else dict(vars(metrics))
-        self.pending.append(entry)
+    def on_epoch(self, metrics: EpochMetrics) -> None:
+        self.pending.append(metrics.as_dict())
         if time.monotonic() - self.last_flush >= FLUSH_SECONDS:
             with transaction(self.factory) as session:
                 self._flush(session)
 
-    def should_stop(self) -> bool | str:
-        """True cancels the training; ``"pause"`` (a shutdown) makes it return a checkpoint."""
+    def should_stop(self) -> Stop | None:
+        """``Stop.PAUSE`` on shutdown (training returns a checkpoint), ``Stop.CANCEL`` for
+        everything else that ends the run early; None: keep training."""
         if self.cause is None:
             self._poll()
-        if self.cause == "shutdown":
-            return PAUSE
-        return self.cause is not None
+        if self.cause is None:
+            return None
+        return Stop.PAUSE if self.cause is Cause.SHUTDOWN else Stop.CANCEL
 
     def _poll(self) -> None:
         now = time.monotonic()
         if self.worker.stop_requested():
-            self.cause = "shutdown"
-        elif self.worker.max_run_seconds and now - self.started > self.worker.max_run_seconds:
-            self.cause = "timeout"
+            self.cause = Cause.SHUTDOWN
+        elif self.config.max_run_seconds and now - self.started > self.config.max_run_seconds:
+            self.cause = Cause.TIMEOUT
         elif now - self.last_poll >= CANCEL_POLL_SECONDS:
             self.last_poll = now
             with self.factory() as session:
-                owned, cancel = run_store.poll_run(
+                owned, cancel = progress.poll_run(
                     session=session, run_id=self.run_id, worker_id=self.worker_id
                 )
             if not owned:
-                self.cause = "lost"
+                self.cause = Cause.LOST
             elif cancel:
-                self.cause = "cancel"
+                self.cause = Cause.CANCEL
             elif now - self.last_heartbeat >= HEARTBEAT_SECONDS:
                 with transaction(self.factory) as session:
                     self._flush(session)
 
-    def on_checkpoint(self, checkpoint: Any) -> None:
-        data = checkpoint.to_bytes()
+    def on_checkpoint(self, checkpoint: Checkpoint) -> None:
         with transaction(self.factory) as session:
             self._flush(session)
-            run_store.save_checkpoint(
-                session=session,
-                run_id=self.run_id,
-                worker_id=self.worker_id,
-                epoch=int(checkpoint.epoch),
-                step=int(checkpoint.step),
-                data=data,
-            )
+            self._save(session, checkpoint)
+
+    def _save(self, session: Session, checkpoint: Checkpoint) -> None:
+        progress.save_checkpoint(
+            session=session,
+            run_id=self.run_id,
+            worker_id=self.worker_id,
+            epoch=int(checkpoint.epoch),
+            step=int(checkpoint.step),
+            data=checkpoint.to_bytes(),
+        )
 
     def _flush(self, session: Session) -> None:
-        owned = run_store.record_progress(
+        owned = progress.record_progress(
             session=session, run_id=self.run_id, worker_id=self.worker_id, epochs=self.pending
         )
         self.pending = []
-        now = time.monotonic()
-        self.last_flush = self.last_heartbeat = now
+        self.last_flush = self.last_heartbeat = time.monotonic()
         if not owned:
-            self.cause = "lost"
+            self.cause = Cause.LOST
 
     # -- the run
 
     def run(self) -> None:
-        from core.specs import RunSpec
-
         try:
             with transaction(self.factory) as session:
-                run_store.rewind_to_checkpoint(session=session, run_id=self.run_id)
+                progress.rewind_to_checkpoint(session=session, run_id=self.run_id)
                 row = run_store.get_run(session=session, run_id=self.run_id, owner_id=None)
                 if row is None:
                     return
                 spec_json, dataset_id = row.spec, row.dataset_id
-                checkpoint_row = run_store.load_checkpoint(session=session, run_id=self.run_id)
+                checkpoint_row = progress.load_checkpoint(session=session, run_id=self.run_id)
                 checkpoint_bytes = checkpoint_row.data if checkpoint_row is not None else None
             with self.factory() as session:
-                data = load_training_data(session, dataset_id)
+                data = find_dataset(session=session, dataset_id=dataset_id, owner_id=None)
             if data is None:
                 self._finish(
-                    status="failed",
-                    stop_reason="error",
+                    status=RunStatus.FAILED,
+                    stop_reason=StopReason.ERROR,
                     error=f"dataset {dataset_id!r} no longer exists",
                 )
                 return
             spec = RunSpec.model_validate(spec_json)
-            resume = self._load_checkpoint(checkpoint_bytes)
-            result = self._train(spec, data, resume)
+            result = self._train(spec, data, self._load_checkpoint(checkpoint_bytes))
         except Exception as exc:
             log.error("run %s failed:\n%s", self.run_id, traceback.format_exc())
-            self._finish(status="failed", stop_reason="error", error=f"{type(exc).__name__}: {exc}")
+            self._finish(
+                status=RunStatus.FAILED,
+                stop_reason=StopReason.ERROR,
+                error=f"{type(exc).__name__}: {exc}",
+            )
             return
         self._conclude(result)
 
-    def _load_checkpoint(self, checkpoint_bytes: bytes | None) -> Any:
+    def _load_checkpoint(self, checkpoint_bytes: bytes | None) -> Checkpoint | None:
         if checkpoint_bytes is None:
             return None
-        from core.training import Checkpoint
-
         try:
             return Checkpoint.from_bytes(checkpoint_bytes)
         except Exception:
             log.warning("run %s: unreadable checkpoint, training from the start", self.run_id)
             return None
 
-    def _train(self, spec: Any, data: Dataset, resume: Any) -> Any:
-        from core.training import train
-
+    def _train(self, spec: RunSpec, data: Dataset, resume: Checkpoint | None) -> TrainResult:
         return train(
             spec,
             data,
             on_epoch=self.on_epoch,
             should_stop=self.should_stop,
             on_checkpoint=self.on_checkpoint,
-            checkpoint_seconds=self.worker.checkpoint_seconds,
+            checkpoint_seconds=self.config.checkpoint_seconds,
             resume_from=resume,
         )
 
-    def _conclude(self, result: Any) -> None:
-        if self.cause == "lost":
+    def _conclude(self, result: TrainResult) -> None:
+        if self.cause is Cause.LOST:
             return
-        if result.stop_reason == "paused":
+        if result.stop_reason == StopReason.PAUSED:
             # A shutdown: store the exact state (taken between two mini-batches) and
             # put the run back in the queue; it resumes from here, bit for bit.
             self._pause(result.checkpoint)
-            return
-        if self.cause == "timeout" and result.stop_reason == "cancelled":
-            limit = self.worker.max_run_seconds
+        elif self.cause is Cause.TIMEOUT and result.stop_reason == StopReason.CANCELLED:
+            limit = self.config.max_run_seconds
             self._finish(
-                status="failed",
-                stop_reason="error",
+                status=RunStatus.FAILED,
+                stop_reason=StopReason.ERROR,
                 error=f"exceeded ANNLAB_MAX_RUN_SECONDS={limit:g}: the run was stopped after "
                 f"{limit:g} s of training (raise the limit, or 0 = no limit)",
             )
-            return
-        if result.stop_reason == "cancelled":
-            self._finish(status="cancelled", stop_reason="cancelled")
-        elif result.stop_reason == "diverged":
+        elif result.stop_reason == StopReason.CANCELLED:
+            self._finish(status=RunStatus.CANCELLED, stop_reason=StopReason.CANCELLED)
+        elif result.stop_reason == StopReason.DIVERGED:
             self._finish(
-                status="failed",
-                stop_reason="diverged",
+                status=RunStatus.FAILED,
+                stop_reason=StopReason.DIVERGED,
                 error=result.error or "the loss became NaN or infinite",
                 best_epoch=result.best_epoch,
             )
         else:
             self._finish(
-                status="succeeded",
-                stop_reason=result.stop_reason,
+                status=RunStatus.SUCCEEDED,
+                stop_reason=StopReason(result.stop_reason),
                 best_epoch=result.best_epoch,
                 weights=result.model.to_npz_bytes(),
             )
 
-    def _pause(self, checkpoint: Any) -> None:
-        data = checkpoint.to_bytes() if checkpoint is not None else None
+    def _pause(self, checkpoint: Checkpoint | None) -> None:
         with transaction(self.factory) as session:
             self._flush(session)
-            if data is not None:
-                run_store.save_checkpoint(
-                    session=session,
-                    run_id=self.run_id,
-                    worker_id=self.worker_id,
-                    epoch=int(checkpoint.epoch),
-                    step=int(checkpoint.step),
-                    data=data,
-                )
-            run_store.requeue(
+            if checkpoint is not None:
+                self._save(session, checkpoint)
+            progress.requeue(
                 session=session, run_ids=[self.run_id], crashed=False, only_worker=self.worker_id
             )
         log.info(
             "run %s paused for shutdown at epoch %d + %d batches; requeued",
             self.run_id,
-            getattr(checkpoint, "epoch", -1),
-            getattr(checkpoint, "batch", 0),
+            checkpoint.epoch if checkpoint is not None else -1,
+            checkpoint.batch if checkpoint is not None else 0,
         )
 
-    def _finish(self, **outcome: Any) -> None:
+    def _finish(
+        self,
+        *,
+        status: RunStatus,
+        stop_reason: StopReason,
+        error: str | None = None,
+        best_epoch: int | None = None,
+        weights: bytes | None = None,
+    ) -> None:
         with transaction(self.factory) as session:
             self._flush(session)
-            run_store.finish_run(
-                session=session, run_id=self.run_id, worker_id=self.worker_id, **outcome
+            progress.finish_run(
+                session=session,
+                run_id=self.run_id,
+                worker_id=self.worker_id,
+                status=status,
+                stop_reason=stop_reason,
+                error=error,
+                best_epoch=best_epoch,
+                weights=weights,
             )
 
 
@@ -307,49 +342,38 @@ class _Job:
 
 
 def process_main(
-    database_url: str,
-    worker_id: str,
-    checkpoint_seconds: float,
-    max_run_seconds: float,
-    wake: EventLike,
-    stop: EventLike,
-    max_running_per_user: int = 0,
-    niceness: int = 0,
+    database_url: str, config: WorkerConfig, wake: EventLike, stop: EventLike, niceness: int = 0
 ) -> None:
     """Entry point of a worker process (spawned by ``LocalProcessExecutor``).
 
     ``niceness`` (ANNLAB_WORKER_NICE) lowers the process's CPU priority so that
     training, which uses every cycle it gets, does not starve the server's
     requests (predictions) on a busy machine; it costs training nothing when
-    there are idle cores."""
+    there are idle cores. The process stops (pausing its run) on ``stop``, on
+    SIGTERM, or when its parent is gone."""
     if niceness > 0:
         try:
             os.nice(niceness)
         except OSError:  # not permitted here: train at the normal priority
             log.warning("could not lower the worker's priority (nice %d)", niceness)
-    # Ctrl-C reaches the whole process group: the server decides when workers stop.
+    # Ctrl-C reaches the whole process group: the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    terminated = {"flag": False}
+    terminated = False
 
-    def _on_term(_signum: int, _frame: Any) -> None:
-        terminated["flag"] = True
+    def on_term(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal terminated
+        terminated = True
 
-    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGTERM, on_term)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
     parent = multiprocessing.parent_process()
     engine = make_engine(database_url)
-    factory = make_session_factory(engine)
 
     def stop_requested() -> bool:
-        return terminated["flag"] or stop.is_set() or (parent is not None and not parent.is_alive())
+        return terminated or stop.is_set() or (parent is not None and not parent.is_alive())
 
     worker = Worker(
-        factory=factory,
-        worker_id=worker_id,
-        checkpoint_seconds=checkpoint_seconds,
-        max_run_seconds=max_run_seconds,
-        stop_requested=stop_requested,
-        max_running_per_user=max_running_per_user,
+        factory=make_session_factory(engine), config=config, stop_requested=stop_requested
     )
     try:
         worker.loop(wake)

@@ -14,7 +14,8 @@ from importlib import resources
 
 import numpy as np
 
-from core.data import Dataset, dataset_from_csv
+from core.data import Dataset
+from core.loaders import dataset_from_csv
 from core.specs import DataShape, Task
 
 

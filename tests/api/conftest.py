@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,10 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
+from tests.support import waiting
+from tests.support.specs import iris_spec, long_spec
+
+__all__ = ["iris_spec", "long_spec"]
 
 API = "/api/v1"
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
@@ -58,36 +61,6 @@ def idle_client(make_client: Callable[..., TestClient]) -> TestClient:
     return make_client(executor="none")
 
 
-# ----------------------------------------------------------------------- specs
-
-
-def iris_spec(**training: Any) -> dict[str, Any]:
-    return {
-        "name": "test iris",
-        "dataset": "iris",
-        "model": {
-            "layers": [{"units": 8, "activation": "relu"}, {"units": 3, "activation": "softmax"}]
-        },
-        "loss": "cross_entropy",
-        "optimizer": {"type": "adam", "learning_rate": 0.01},
-        "training": {"epochs": 20, "batch_size": 16, "seed": 0, **training},
-        "dtype": "float64",
-    }
-
-
-def long_spec(epochs: int = 100_000) -> dict[str, Any]:
-    return {
-        "name": "test long",
-        "dataset": "iris",
-        "model": {
-            "layers": [{"units": 32, "activation": "tanh"}, {"units": 3, "activation": "softmax"}]
-        },
-        "optimizer": {"type": "sgd", "learning_rate": 0.01, "momentum": 0.9},
-        "training": {"epochs": epochs, "batch_size": 1},
-        "dtype": "float64",
-    }
-
-
 # --------------------------------------------------------------------- helpers
 
 
@@ -109,14 +82,19 @@ def wait_for(
     predicate: Callable[[dict[str, Any]], bool] = lambda run: run["status"] in TERMINAL,
     timeout: float = 30.0,
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    run = get_run(client, run_id)
-    while not predicate(run):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out; last seen {json.dumps(run)[:1000]}")
-        time.sleep(0.02)
-        run = get_run(client, run_id)
-    return run
+    """The run once ``predicate`` holds for it (default: finished)."""
+    seen: dict[str, Any] = {}
+
+    def look() -> dict[str, Any] | None:
+        seen.update(get_run(client, run_id))
+        return dict(seen) if predicate(seen) else None
+
+    return waiting.wait_for(
+        look,
+        timeout=timeout,
+        message=f"run {run_id}",
+        describe=lambda: json.dumps(seen)[:1000],
+    )
 
 
 def sse_events(client: TestClient, path: str) -> list[tuple[str, Any]]:

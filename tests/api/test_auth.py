@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.db.engine import transaction
 from app.db.users import create_user, revoke_user
+from tests.support.waiting import wait_for
 
 from .conftest import API, TERMINAL, sse_events
 
@@ -63,12 +64,13 @@ class As:
         return self.request("DELETE", path, **kwargs)
 
     def wait(self, run_id: str, timeout: float = 30.0) -> dict[str, Any]:
-        """Poll the run until it is finished."""
-        deadline = time.monotonic() + timeout
-        while (run := self.get(f"{API}/runs/{run_id}").json())["status"] not in TERMINAL:
-            assert time.monotonic() < deadline, f"run {run_id} still {run['status']}"
-            time.sleep(0.02)
-        return run
+        """The run once it is finished."""
+
+        def finished() -> dict[str, Any] | None:
+            run = self.get(f"{API}/runs/{run_id}").json()
+            return run if run["status"] in TERMINAL else None
+
+        return wait_for(finished, timeout=timeout, message=f"run {run_id} never finished")
 
 
 def add_user(client: TestClient, name: str, *, admin: bool = False) -> str:

@@ -4,7 +4,6 @@ that answer as the schema would, and an event loop that never waits for a model.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,8 +15,10 @@ from sqlalchemy import event
 
 from app.db.engine import transaction
 from app.db.users import create_user
+from app.services.serving import ModelKey
+from tests.support import waiting
 
-from .conftest import API, iris_spec, submit, wait_for
+from .conftest import API, TERMINAL, iris_spec, submit, wait_for
 
 JSON = {"content-type": "application/json"}
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -65,12 +66,12 @@ def test_with_auth_a_warm_prediction_only_looks_up_the_key(make_client: Any) -> 
     headers = {"Authorization": f"Bearer {key}"}
     run = client.post(f"{API}/runs", json=iris_spec(epochs=2), headers=headers).json()
     path = f"{API}/runs/{run['id']}/predict"
-    for _ in range(1500):
-        status = client.get(f"{API}/runs/{run['id']}", headers=headers).json()["status"]
-        if status == "succeeded":
-            break
-        time.sleep(0.02)
-    assert status == "succeeded"
+    waiting.wait_for(
+        lambda: client.get(f"{API}/runs/{run['id']}", headers=headers).json()["status"] in TERMINAL,
+        timeout=30,
+        message="the run never finished",
+    )
+    assert client.get(f"{API}/runs/{run['id']}", headers=headers).json()["status"] == "succeeded"
     assert client.post(path, json={"inputs": [ROW]}, headers=headers).status_code == 200
     with statements(client) as warm:
         assert client.post(path, json={"inputs": [ROW]}, headers=headers).status_code == 200
@@ -148,7 +149,7 @@ def test_a_busy_model_never_blocks_the_event_loop(client: TestClient) -> None:
     run_id = trained(client)
     path = f"{API}/runs/{run_id}/predict"
     assert client.post(path, json={"inputs": [ROW]}).status_code == 200
-    model = client.app.state.predict_cache.get(run_id).model  # type: ignore[attr-defined]
+    model = client.app.state.model_cache.get(ModelKey(run_id)).model  # type: ignore[attr-defined]
     assert model.try_predict(np.array([ROW])) is not None
     results: list[int] = []
     with model._lock:  # another prediction holds the model
@@ -167,9 +168,16 @@ def test_a_busy_model_never_blocks_the_event_loop(client: TestClient) -> None:
 def test_the_fast_lane_leaves_long_ids_and_other_methods_to_the_documented_route(
     idle_client: TestClient,
 ) -> None:
-    from app.api.runs import PredictFastLane
+    from fastapi.routing import iter_route_contexts
 
-    assert isinstance(idle_client.app.router.routes[0], PredictFastLane)  # type: ignore[attr-defined]
+    from app.api.predict import PredictRoute
+
+    api_routes = [
+        context
+        for context in iter_route_contexts(idle_client.app.router.routes)  # type: ignore[attr-defined]
+        if (context.path or "").startswith(API)
+    ]
+    assert isinstance(api_routes[0].original_route, PredictRoute), "the first API route"
     long_id = idle_client.post(f"{API}/runs/{'x' * 201}/predict", json={"inputs": [ROW]})
     assert long_id.status_code == 422
     assert long_id.json()["detail"][0]["type"] == "string_too_long"

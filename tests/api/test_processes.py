@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from sqlalchemy import update
 
 from app.db.engine import make_engine
 from app.db.tables import RunRow, utcnow
+from tests.support import waiting
 
 from .conftest import API, get_run, iris_spec, long_spec, submit, wait_for
 from .test_lifecycle import check_whole_life
@@ -99,8 +99,9 @@ def test_worker_processes_train_at_a_lower_cpu_priority(make_client: Any) -> Non
     client = make_client(executor="process", workers=1, worker_nice=3)
     process = client.app.state.executor.slots[0].process  # type: ignore[attr-defined]
     expected = min(19, os.getpriority(os.PRIO_PROCESS, 0) + 3)
-    deadline = time.monotonic() + 10
-    while os.getpriority(os.PRIO_PROCESS, process.pid) != expected:
-        assert time.monotonic() < deadline, "the worker's niceness never changed"
-        time.sleep(0.02)
+    waiting.wait_for(
+        lambda: os.getpriority(os.PRIO_PROCESS, process.pid) == expected,
+        timeout=10,
+        message="the worker's niceness never changed",
+    )
     check_whole_life(client)  # and it still trains

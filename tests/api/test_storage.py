@@ -12,6 +12,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db import progress
 from app.db import runs as run_store
 from app.db.engine import make_engine, make_session_factory, transaction
 from app.db.migrate import head_revision, is_at_head, upgrade_to_head
@@ -77,7 +78,7 @@ def test_concurrent_claims_never_share_a_run(factory: sessionmaker[Session]) -> 
     lock = threading.Lock()
 
     def work(worker: str) -> None:
-        while True:
+        for _ in range(len(ids) + 1):  # every run, then the None that ends the loop
             with transaction(factory) as session:
                 run_id = run_store.claim_next(session=session, worker_id=worker)
             if run_id is None:
@@ -99,7 +100,7 @@ def test_a_run_whose_worker_dies_three_times_fails(factory: sessionmaker[Session
         with transaction(factory) as session:
             assert run_store.claim_next(session=session, worker_id="w") == run_id
         with transaction(factory) as session:
-            requeued = run_store.requeue(session=session, run_ids=[run_id], crashed=True)
+            requeued = progress.requeue(session=session, run_ids=[run_id], crashed=True)
         assert requeued == ([run_id] if attempt < 3 else [])
     with factory() as session:
         row = run_store.get_run(session=session, run_id=run_id, owner_id=None)
@@ -126,17 +127,17 @@ def test_requeue_rewinds_progress_to_the_checkpoint(factory: sessionmaker[Sessio
         for n in range(1, 6)
     ]
     with transaction(factory) as session:
-        assert run_store.record_progress(
+        assert progress.record_progress(
             session=session, run_id=run_id, worker_id="w", epochs=epochs[:3]
         )
-        run_store.save_checkpoint(
+        progress.save_checkpoint(
             session=session, run_id=run_id, worker_id="w", epoch=3, step=30, data=b"x"
         )
-        assert run_store.record_progress(
+        assert progress.record_progress(
             session=session, run_id=run_id, worker_id="w", epochs=epochs[3:]
         )
     with transaction(factory) as session:
-        assert run_store.requeue(session=session, run_ids=[run_id], crashed=False) == [run_id]
+        assert progress.requeue(session=session, run_ids=[run_id], crashed=False) == [run_id]
     with factory() as session:
         row = run_store.get_run(session=session, run_id=run_id, owner_id=None)
         assert row is not None
@@ -158,10 +159,10 @@ def test_a_worker_cannot_write_to_a_run_it_lost(factory: sessionmaker[Session]) 
     with transaction(factory) as session:
         run_store.delete_run(session=session, run_id=run_id)
     with transaction(factory) as session:
-        assert not run_store.record_progress(
+        assert not progress.record_progress(
             session=session, run_id=run_id, worker_id="w", epochs=[]
         )
-        assert not run_store.finish_run(
+        assert not progress.finish_run(
             session=session,
             run_id=run_id,
             worker_id="w",

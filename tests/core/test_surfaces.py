@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.specs import TrajectoryRequest
-from core.surfaces import SURFACES, penalised, run_trajectories
+from core.surfaces import SURFACES, TrajectoryResult, evaluate, penalised, run_trajectories
 
 POINTS = [(-1.5, 2.0), (0.3, -0.7), (2.5, 0.25), (-3.1, -1.9), (1.1, 1.3)]
 
@@ -79,7 +79,37 @@ def trajectories(function="quadratic", start=(1.0, 1.0), steps=3, optimizers=Non
             "optimizers": optimizers or [{"type": "sgd", "learning_rate": 0.01}],
         }
     )
-    return run_trajectories(request)
+    return as_body(run_trajectories(request))
+
+
+def as_body(result: TrajectoryResult) -> dict:
+    """The result in the shape the service answers (what app.schemas maps it to)."""
+    return {
+        "function": result.function,
+        "minimum": None if result.minimum is None else list(result.minimum),
+        "trajectories": [
+            {
+                "optimizer": t.optimizer.model_dump(mode="json"),
+                "points": t.points.tolist(),
+                "values": t.values.tolist(),
+                "diverged_at": t.diverged_at,
+            }
+            for t in result.trajectories
+        ],
+    }
+
+
+def test_result_is_a_dataclass_of_arrays():
+    result = run_trajectories(
+        TrajectoryRequest.model_validate(
+            {"function": "himmelblau", "start": [0, 0], "steps": 4, "optimizers": [{"type": "sgd"}]}
+        )
+    )
+    assert isinstance(result, TrajectoryResult)
+    assert result.minimum == (3.0, 2.0) and len(result.minima) == 4
+    (trajectory,) = result.trajectories
+    assert trajectory.points.shape == (5, 2) and trajectory.values.shape == (5,)
+    assert trajectory.points.dtype == trajectory.values.dtype == np.float64
 
 
 def test_response_has_the_api_shape_and_is_strict_json():
@@ -243,3 +273,48 @@ def test_a_growing_schedule_that_overflows_is_reported_as_divergence():
     # At the minimum the gradient is 0, so only an infinite rate (0 · ∞ = NaN) moves it.
     assert trajectory["diverged_at"] is not None
     assert len(trajectory["points"]) == trajectory["diverged_at"]
+
+
+# ------------------------------------------------------------ minima and grids
+
+
+def test_himmelblau_has_four_minima_each_a_zero_with_zero_gradient():
+    minima = SURFACES["himmelblau"].minima
+    assert len(minima) == 4 and minima[0] == (3.0, 2.0)
+    for point in minima:
+        assert SURFACES["himmelblau"].value(np.array(point)) == pytest.approx(0.0, abs=1e-20)
+        assert SURFACES["himmelblau"].gradient(np.array(point)) == pytest.approx([0, 0], abs=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(SURFACES))
+def test_every_minimum_lies_inside_the_plotting_window(name):
+    surface = SURFACES[name]
+    (x_lo, x_hi), (y_lo, y_hi) = surface.window
+    assert x_lo < x_hi and y_lo < y_hi
+    assert (name == "saddle") == (surface.minima == ())
+    for x, y in surface.minima:
+        assert x_lo < x < x_hi and y_lo < y < y_hi
+
+
+@pytest.mark.parametrize("name", sorted(SURFACES))
+def test_evaluate_on_a_grid_equals_the_pointwise_values(name):
+    (x_lo, x_hi), (y_lo, y_hi) = SURFACES[name].window
+    X, Y = np.meshgrid(np.linspace(x_lo, x_hi, 7), np.linspace(y_lo, y_hi, 5))
+    Z = evaluate(name, X, Y)
+    assert Z.shape == (5, 7) and Z.dtype == np.float64
+    for j in range(5):
+        for i in range(7):
+            assert Z[j, i] == SURFACES[name].value(np.array([X[j, i], Y[j, i]]))
+
+
+def test_evaluate_overflows_to_inf_without_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isinf(evaluate("rosenbrock", np.array([1e200]), np.array([0.0])))[0]
+
+
+def test_evaluate_names_an_unknown_function():
+    with pytest.raises(KeyError):
+        evaluate("booth", np.zeros(1), np.zeros(1))

@@ -4,7 +4,6 @@ checkpoints, cancellation and divergence."""
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from core.errors import CheckpointError
 from core.losses import get_loss
 from core.network import Network, encode_targets
 from core.specs import validation_size
+from core.stopping import Stop, StopReason
 from core.training import Checkpoint, EpochMetrics, split_indices, train
 
 from .conftest import blobs, make_spec
@@ -288,14 +288,29 @@ def _with_epochs(spec, epochs, early_stopping=None):
     return type(spec).model_validate(body)
 
 
+def _lowest_val_loss_epoch(result) -> int:
+    losses = [m.val_loss for m in result.history]
+    return result.history[losses.index(min(losses))].epoch
+
+
 def test_early_stopping_waits_patience_epochs_then_restores_the_best_weights():
     data = load_builtin("iris")
-    # an improvement must beat 1e9: only the first epoch improves
+    # an improvement must beat 1e9: only the first epoch counts for patience
     spec = _early(data, patience=3, min_delta=1e9, restore_best=True)
     result = train(spec, data)
     assert result.stop_reason == "early_stopping"
-    assert result.epochs_run == 4 and result.best_epoch == 1 and len(result.history) == 4
-    assert_same_bits(result, train(_with_epochs(spec, 1), data))
+    assert result.epochs_run == 4 and len(result.history) == 4
+    # best_epoch is the lowest val_loss, whatever min_delta says about patience
+    assert result.best_epoch == _lowest_val_loss_epoch(result) > 1
+    assert_same_bits(result, train(_with_epochs(spec, result.best_epoch), data))
+
+
+def test_best_epoch_is_the_lowest_val_loss_without_early_stopping():
+    data = load_builtin("iris")
+    spec = _with_epochs(_early(data), 30, early_stopping=None)
+    result = train(spec, data)
+    assert result.stop_reason == "completed"
+    assert result.best_epoch == _lowest_val_loss_epoch(result)
 
 
 def test_early_stopping_without_restore_keeps_the_last_weights():
@@ -308,12 +323,19 @@ def test_early_stopping_without_restore_keeps_the_last_weights():
 
 def test_restore_best_also_applies_when_the_last_epoch_is_reached():
     data = load_builtin("iris")
-    spec = _with_epochs(
-        _early(data), 5, early_stopping={"patience": 50, "min_delta": 1e9, "restore_best": True}
+    spec = make_spec(
+        data,
+        optimizer={"type": "sgd", "learning_rate": 1.0},  # a bumpy descent: epoch 5 is best
+        training={
+            "epochs": 8,
+            "batch_size": 16,
+            "early_stopping": {"patience": 50, "restore_best": True},
+        },
     )
     result = train(spec, data)
-    assert result.stop_reason == "completed" and result.best_epoch == 1
-    assert_same_bits(result, train(_with_epochs(spec, 1), data))
+    assert result.stop_reason == "completed" and result.best_epoch == _lowest_val_loss_epoch(result)
+    assert result.best_epoch < 8
+    assert_same_bits(result, train(_with_epochs(spec, result.best_epoch), data))
 
 
 def test_early_stopping_watches_train_loss_without_validation():
@@ -397,25 +419,34 @@ def test_should_stop_cancels_in_the_middle_of_the_first_epoch():
     data = load_builtin("spiral")
     spec = make_spec(data, training={"epochs": 5, "batch_size": 8})
     calls = []
-    result = train(spec, data, should_stop=lambda: calls.append(1) or True)
+    result = train(spec, data, should_stop=lambda: calls.append(1) or Stop.CANCEL)
     assert result.stop_reason == "cancelled"
     assert result.epochs_run == 0 and result.history == [] and len(calls) == 1
 
 
-def test_should_stop_is_polled_often_enough_to_stop_a_long_run_promptly():
+def test_should_stop_is_polled_every_poll_seconds_of_work(monkeypatch):
+    """Polled after the first batch, then once POLL_SECONDS of (fake) time passed."""
+    import core.training as training_module
+
+    clock = {"t": 0.0}
+
+    def fake_monotonic() -> float:  # every call is 10 ms later
+        clock["t"] += 0.01
+        return clock["t"]
+
+    monkeypatch.setattr(training_module.time, "monotonic", fake_monotonic)
     data = load_builtin("spiral")
-    spec = make_spec(
-        data,
-        model={
-            "layers": [{"units": 256, "activation": "tanh"}, {"units": 3, "activation": "softmax"}]
-        },
-        training={"epochs": 100_000, "batch_size": None},
-    )
-    started = time.monotonic()
-    result = train(spec, data, should_stop=lambda: time.monotonic() - started > 0.3)
-    elapsed = time.monotonic() - started
-    assert result.stop_reason == "cancelled"
-    assert elapsed < 0.3 + 0.25
+    spec = make_spec(data, training={"epochs": 100_000, "batch_size": 8})
+    polls: list[float] = []
+
+    def should_stop() -> Stop | None:
+        polls.append(clock["t"])
+        return Stop.CANCEL if len(polls) == 20 else None
+
+    result = train(spec, data, should_stop=should_stop)
+    assert result.stop_reason == "cancelled" and len(polls) == 20
+    gaps = np.diff(polls)
+    assert gaps.min() >= training_module.POLL_SECONDS and gaps.max() <= 0.1
 
 
 def test_a_huge_learning_rate_diverges_and_names_the_epoch():
@@ -461,13 +492,13 @@ def _adam_spec(data: Dataset, dtype: str, **training):
 
 
 def _pause_after(n_polls: int):
-    """A ``should_stop`` that says "pause" at its ``n_polls``-th call (polled after every batch
+    """A ``should_stop`` that says PAUSE at its ``n_polls``-th call (polled after every batch
     of a run that takes less than POLL_SECONDS per batch only once; so count calls instead)."""
     calls = {"n": 0}
 
-    def should_stop():
+    def should_stop() -> Stop | None:
         calls["n"] += 1
-        return "pause" if calls["n"] >= n_polls else False
+        return Stop.PAUSE if calls["n"] >= n_polls else None
 
     return should_stop
 
@@ -571,36 +602,82 @@ def test_a_checkpoint_position_that_does_not_fit_is_refused(monkeypatch):
         train(spec, data, resume_from=checkpoint)
 
 
-def test_pause_returns_within_100_ms_of_work_with_the_exact_state():
-    data = load_builtin("spiral")
-    spec = make_spec(
-        data,
-        model={
-            "layers": [{"units": 256, "activation": "tanh"}, {"units": 3, "activation": "softmax"}]
-        },
-        training={"epochs": 100_000, "batch_size": 8},
-    )
-    started = time.monotonic()
-    asked: list[float] = []
+def test_pause_returns_at_the_poll_with_the_exact_state(monkeypatch):
+    import core.training as training_module
 
-    def should_stop():
-        if time.monotonic() - started > 0.3:
-            asked.append(time.monotonic())
-            return "pause"
-        return False
+    monkeypatch.setattr(training_module, "POLL_SECONDS", 0.0)  # poll after every batch
+    data = load_builtin("spiral")
+    spec = make_spec(data, training={"epochs": 100, "batch_size": 8})
+    calls = {"n": 0}
+
+    def should_stop() -> Stop | None:
+        calls["n"] += 1
+        return Stop.PAUSE if calls["n"] == 100 else None
 
     result = train(spec, data, should_stop=should_stop)
-    latency = time.monotonic() - (started + 0.3)  # from the request, polls included
-    print(f"pause latency {latency * 1000:.1f} ms ({(time.monotonic() - asked[0]) * 1000:.1f} ms)")
-    assert result.stop_reason == "paused" and latency < 0.1
+    assert result.stop_reason == "paused" and calls["n"] == 100
     checkpoint = result.checkpoint
-    assert checkpoint is not None and checkpoint.step == result.history[-1].step + checkpoint.batch
+    assert checkpoint is not None and checkpoint.step == 100  # not one batch more
+    assert checkpoint.step == result.history[-1].step + checkpoint.batch
     # the checkpoint's weights are the returned model's
     network_params = np.concatenate([a.ravel() for pair in result.model.layers for a in pair])
-    np.testing.assert_array_equal(np.sort(network_params), np.sort(checkpoint.params))
+    np.testing.assert_array_equal(network_params, checkpoint.params)
 
 
-def test_a_plain_true_from_should_stop_still_cancels_without_a_checkpoint():
+def test_should_stop_answers_other_than_a_stop_are_refused():
     data = load_builtin("iris")
-    result = train(make_spec(data, training={"epochs": 3}), data, should_stop=lambda: True)
+    with pytest.raises(TypeError, match="Stop"):
+        train(make_spec(data, training={"epochs": 3}), data, should_stop=lambda: "pause")
+
+
+@pytest.mark.parametrize(
+    ("signal", "reason"), [(Stop.STOP, "stopped"), (Stop.INTERRUPT, "interrupted")]
+)
+def test_stop_and_interrupt_end_at_a_batch_boundary_keeping_the_model(signal, reason, monkeypatch):
+    import core.training as training_module
+
+    monkeypatch.setattr(training_module, "POLL_SECONDS", 0.0)
+    data = load_builtin("iris")
+    spec = _adam_spec(data, "float64", epochs=50, early_stopping=None)
+    calls = {"n": 0}
+
+    def should_stop() -> Stop | None:
+        calls["n"] += 1
+        return signal if calls["n"] == 8 * 3 + 5 else None  # batch 5 of epoch 4
+
+    result = train(spec, data, should_stop=should_stop)
+    assert result.stop_reason == reason and result.checkpoint is None
+    assert result.epochs_run == 3 and len(result.history) == 3
+    # the kept model is the state after exactly 29 steps: a pause there has the same weights
+    paused = train(spec, data, should_stop=_pause_after(8 * 3 + 5))
+    network_params = np.concatenate([a.ravel() for pair in result.model.layers for a in pair])
+    np.testing.assert_array_equal(network_params, paused.checkpoint.params)
+
+
+def test_stop_with_restore_best_keeps_the_best_epochs_weights(monkeypatch):
+    import core.training as training_module
+
+    monkeypatch.setattr(training_module, "POLL_SECONDS", 0.0)
+    data = load_builtin("iris")
+    spec = _adam_spec(
+        data,
+        "float64",
+        epochs=50,
+        early_stopping={"patience": 100, "min_delta": 0.0, "restore_best": True},
+    )
+    calls = {"n": 0}
+
+    def should_stop() -> Stop | None:
+        calls["n"] += 1
+        return Stop.STOP if calls["n"] == 8 * 3 + 5 else None
+
+    result = train(spec, data, should_stop=should_stop)
+    assert result.stop_reason == "stopped" and result.best_epoch is not None
+    assert_same_bits(result, train(_with_epochs(spec, result.best_epoch), data))
+
+
+def test_cancel_keeps_no_checkpoint_and_reports_cancelled():
+    data = load_builtin("iris")
+    result = train(make_spec(data, training={"epochs": 3}), data, should_stop=lambda: Stop.CANCEL)
     assert result.stop_reason == "cancelled" and result.checkpoint is None
+    assert isinstance(result.stop_reason, StopReason)

@@ -69,6 +69,7 @@ OPERATIONS = [
     ("GET", "/api/v1/runs/{run_id}/weights"),
     ("POST", "/api/v1/runs/{run_id}/predict"),
     ("POST", "/api/v1/optimizers/trajectories"),
+    ("GET", "/api/v1/optimizers/functions"),
 ]
 
 #: Service bugs found by this test, kept visible as strict xfails until fixed.

@@ -1,0 +1,299 @@
+"""Runs: submit (idempotency, limits, the queue quota), cancel, delete, follow.
+
+``submit_run`` is the one way a run enters the queue. An ``Idempotency-Key``
+makes a retry safe: the same key and body return the first run (``replayed``),
+the same key with another body is a 422, and while the first request with a key
+is still being handled a second one gets a 409 (``InFlightKeys``, per process; a
+race between processes ends at the unique index and is answered as a replay).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.db import runs as run_store
+from app.db.tables import RunRow
+from app.errors import Conflict, TooMany, Unprocessable, limit_message
+from app.jobs.base import Executor
+from app.limits import check_spec_limits
+from app.services import datasets
+from app.services.auth import Caller
+from app.services.serving import ModelCache
+from core.specs import RunSpec, check_against_dataset
+from core.stopping import TERMINAL_STATUSES, RunStatus
+
+#: How long ``delete_run`` waits for the worker of a running run to stop.
+DELETE_WAIT_SECONDS = 2.0
+#: Seconds between two looks while waiting for a worker to stop.
+STOP_POLL_SECONDS = 0.05
+#: ``Retry-After`` of the 429 for a full queue.
+QUEUE_FULL_RETRY_SECONDS = 10
+
+
+class InFlightKeys:
+    """Idempotency keys whose first request is still being handled (→ 409)."""
+
+    def __init__(self) -> None:
+        self._keys: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def hold(self, key: tuple[str, str]) -> Iterator[None]:
+        with self._lock:
+            if key in self._keys:
+                raise Conflict("a request with this Idempotency-Key is still being handled; retry")
+            self._keys.add(key)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._keys.discard(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+
+@dataclass(frozen=True)
+class Submission:
+    run: RunRow
+    #: True: the run first created with this Idempotency-Key (answer 200, not 202).
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """A spec checked against its dataset and the limits, ready to be stored."""
+
+    spec: RunSpec  # normalised
+    n_parameters: int
+
+
+def request_hash(spec: RunSpec) -> str:
+    """What an Idempotency-Key is bound to: the request's spec, as parsed."""
+    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
+
+
+def prepare_run(
+    *, session: Session, spec: RunSpec, caller: Caller, settings: Settings
+) -> PreparedRun:
+    """Check ``spec`` against its dataset (404 unknown, 422 not fitting) and the limits
+    (422 naming the setting); no write."""
+    shape = datasets.get_shape(session=session, dataset_id=spec.dataset, owner_id=caller.scope)
+    normalised = check_against_dataset(spec, shape)
+    n_parameters = check_spec_limits(normalised, n_features=shape.n_features, settings=settings)
+    return PreparedRun(spec=normalised, n_parameters=n_parameters)
+
+
+def check_queue_quota(
+    *, session: Session, owner_id: str, settings: Settings, adding: int = 1
+) -> None:
+    """429 (``Retry-After``) when ``adding`` more queued runs would pass
+    ``ANNLAB_MAX_QUEUED_RUNS`` for this owner."""
+    queued = run_store.count_queued(session=session, owner_id=owner_id)
+    if queued + adding > settings.max_queued_runs:
+        raise TooMany(
+            limit_message(
+                "the number of your queued runs",
+                queued,
+                settings.max_queued_runs,
+                "max_queued_runs",
+            ),
+            headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)},
+        )
+
+
+def insert_run(
+    *,
+    session: Session,
+    prepared: PreparedRun,
+    owner_id: str,
+    dataset_id: str,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+) -> RunRow:
+    """Add a queued run to the session (flushed, not committed)."""
+    spec = prepared.spec
+    return run_store.create_run(
+        session=session,
+        owner_id=owner_id,
+        dataset_id=dataset_id,
+        spec=spec.model_dump(mode="json"),
+        name=spec.name or dataset_id,
+        epochs=spec.training.epochs,
+        n_parameters=prepared.n_parameters,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
+
+
+def submit_run(
+    *,
+    session: Session,
+    spec: RunSpec,
+    caller: Caller,
+    settings: Settings,
+    executor: Executor,
+    in_flight: InFlightKeys,
+    idempotency_key: str | None = None,
+) -> Submission:
+    """Queue a run for ``caller``; commits, then wakes the executor.
+
+    404 unknown dataset, 422 invalid or over a limit (or a key reused with another
+    body, or a key not 1-255 characters), 409 the key's first request still running,
+    429 the caller's queue full. With a key seen before: that run, ``replayed``."""
+    if idempotency_key is None:
+        run = _submit_new(session=session, spec=spec, caller=caller, settings=settings)
+    else:
+        if not 1 <= len(idempotency_key) <= 255:
+            raise Unprocessable("the Idempotency-Key header must have 1 to 255 characters")
+        with in_flight.hold((caller.owner_id, idempotency_key)):
+            submission = _submit_keyed(
+                session=session, spec=spec, caller=caller, settings=settings, key=idempotency_key
+            )
+        if submission.replayed:
+            return submission
+        run = submission.run
+    executor.notify(run.id)
+    return Submission(run=run, replayed=False)
+
+
+def _submit_new(
+    *,
+    session: Session,
+    spec: RunSpec,
+    caller: Caller,
+    settings: Settings,
+    key: str | None = None,
+    hashed: str | None = None,
+) -> RunRow:
+    prepared = prepare_run(session=session, spec=spec, caller=caller, settings=settings)
+    check_queue_quota(session=session, owner_id=caller.owner_id, settings=settings)
+    run = insert_run(
+        session=session,
+        prepared=prepared,
+        owner_id=caller.owner_id,
+        dataset_id=spec.dataset,
+        idempotency_key=key,
+        request_hash=hashed,
+    )
+    session.commit()
+    return run
+
+
+def _submit_keyed(
+    *, session: Session, spec: RunSpec, caller: Caller, settings: Settings, key: str
+) -> Submission:
+    hashed = request_hash(spec)
+    existing = run_store.find_by_idempotency_key(session=session, owner_id=caller.owner_id, key=key)
+    if existing is not None:
+        return _replay(existing, hashed)
+    try:
+        run = _submit_new(
+            session=session, spec=spec, caller=caller, settings=settings, key=key, hashed=hashed
+        )
+    except IntegrityError:
+        # Another process stored the same key first.
+        session.rollback()
+        existing = run_store.find_by_idempotency_key(
+            session=session, owner_id=caller.owner_id, key=key
+        )
+        if existing is None:
+            raise
+        return _replay(existing, hashed)
+    return Submission(run=run, replayed=False)
+
+
+def _replay(existing: RunRow, hashed: str) -> Submission:
+    if existing.request_hash != hashed:
+        raise Unprocessable(
+            "this Idempotency-Key was already used with another request body; use a new key"
+        )
+    return Submission(run=existing, replayed=True)
+
+
+def cancel_run(*, session: Session, run: RunRow) -> RunRow:
+    """Cancel a queued run at once, or ask a running run's worker to stop; 409 for a
+    finished run. Commits; returns the run as stored."""
+    if run.status in TERMINAL_STATUSES:
+        raise Conflict(f"run {run.id!r} already finished ({run.status})")
+    if not run_store.cancel_queued(session=session, run_id=run.id) and not run_store.request_cancel(
+        session=session, run_id=run.id
+    ):
+        raise Conflict(f"run {run.id!r} already finished")
+    session.commit()
+    session.refresh(run)
+    return run
+
+
+def delete_run(
+    *, session: Session, run: RunRow, cache: ModelCache, wait_seconds: float = DELETE_WAIT_SECONDS
+) -> None:
+    """Delete a run and what belongs to it; a running run is cancelled first and its
+    worker given ``wait_seconds`` to stop. Commits, then forgets its cached models."""
+    run_id = run.id
+    if run.status == RunStatus.QUEUED:
+        run_store.cancel_queued(session=session, run_id=run_id)
+    if run_store.request_cancel(session=session, run_id=run_id):
+        session.commit()
+        _wait_until_stopped(session=session, run_id=run_id, timeout=wait_seconds)
+    run_store.delete_run(session=session, run_id=run_id)
+    session.commit()
+    cache.evict(run_id)
+
+
+def _wait_until_stopped(*, session: Session, run_id: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = run_store.get_status(session=session, run_id=run_id)
+        # End the read: on SQLite every transaction holds the write lock the worker needs.
+        session.rollback()
+        if status != RunStatus.RUNNING or time.monotonic() >= deadline:
+            return
+        time.sleep(STOP_POLL_SECONDS)
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """What an event stream sends: the run's state and the epochs recorded since."""
+
+    status: RunStatus
+    stop_reason: str | None
+    error: str | None
+    epochs: int
+    #: (epoch, metrics) of each epoch after the one asked for, in order.
+    metrics: list[tuple[int, dict[str, Any]]]
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+def snapshot(
+    *, session: Session, run_id: str, scope: str | None, after_epoch: int
+) -> RunSnapshot | None:
+    """The run's state and its metrics after ``after_epoch``; None if it is gone (or
+    not the caller's)."""
+    row = run_store.get_run(session=session, run_id=run_id, owner_id=scope)
+    if row is None:
+        return None
+    metrics = [
+        (metric.epoch, run_store.metrics_dict(metric))
+        for metric in run_store.get_metrics(session=session, run_id=run_id, after_epoch=after_epoch)
+    ]
+    return RunSnapshot(
+        status=RunStatus(row.status),
+        stop_reason=row.stop_reason,
+        error=row.error,
+        epochs=row.epochs,
+        metrics=metrics,
+    )

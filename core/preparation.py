@@ -1,0 +1,253 @@
+"""Everything a training run holds before its first mini-batch, fresh or resumed.
+
+:class:`PreparedRun` builds the network, the optimizer and the one random
+generator, then either draws the initial weights and the split (ENGINE.md's RNG
+order) or loads a checkpoint, and lays out the training and validation rows as
+the network sees them. It also hands state out: checkpoints and models. The
+epoch loop (:mod:`core.training`) runs on top of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from core.checkpoint import Checkpoint, EpochMetrics
+from core.data import Dataset, network_inputs, split_indices, standardization
+from core.errors import CheckpointError
+from core.network import Network, encode_targets, predict_classes
+from core.optimizers import make_optimizer
+from core.serialize import TrainedModel
+from core.snapshots import SnapshotPlan, plan_snapshots
+from core.specs import RunSpec
+from core.stopping import EarlyStopping
+
+Array = np.ndarray[Any, Any]
+
+#: Fields that name a run without changing its training: a checkpoint still fits a
+#: spec renamed or retagged since (``PATCH /runs/{id}``).
+LABEL_FIELDS = frozenset({"name", "tags"})
+#: Rows per forward pass when the metrics are computed (at least the batch size).
+EVAL_CHUNK = 1024
+
+
+@dataclass
+class Rows:
+    """Training or validation rows as the network sees them."""
+
+    features: Array
+    targets: Array
+    labels: Array | None  # class indices for accuracy
+
+
+def evaluate(network: Network, part: Rows, chunk: int) -> tuple[float, float | None]:
+    """(mean loss, accuracy or None) over a whole set, in chunks of ``chunk`` rows."""
+    n_rows = part.features.shape[0]
+    loss_sum = 0.0
+    correct = 0
+    for start in range(0, n_rows, chunk):
+        stop = min(start + chunk, n_rows)
+        outputs = network.forward(part.features[start:stop])
+        loss_sum += network.loss.value(outputs, part.targets[start:stop]) * (stop - start)
+        if part.labels is not None:
+            classes = predict_classes(outputs, network.output_activation)
+            correct += int(np.count_nonzero(classes == part.labels[start:stop]))
+    accuracy = correct / n_rows if part.labels is not None else None
+    return loss_sum / n_rows, accuracy
+
+
+def training_identity(spec_json: str) -> str:
+    """The part of a spec that decides the bits: its JSON without the labels."""
+    try:
+        spec = RunSpec.model_validate_json(spec_json)
+    except ValidationError:
+        raise CheckpointError("the checkpoint's spec is not a valid run spec") from None
+    return spec.model_dump_json(exclude=set(LABEL_FIELDS))
+
+
+class PreparedRun:
+    """The state of one call of ``core.training.train`` before its epoch loop."""
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        data: Dataset,
+        resume_from: Checkpoint | None,
+        snapshots: SnapshotPlan | None,
+        *,
+        snapshotting: bool,
+    ) -> None:
+        """``snapshots`` is the plan of a snapshotting run (None: the spec's own, without a
+        byte bound); a resumed run keeps the plan its checkpoint carries."""
+        training = spec.training
+        self.spec, self.data, self.training = spec, data, training
+        self.spec_json = spec.model_dump_json()
+        self.dtype = np.dtype(spec.dtype)
+        self.network = network = Network.from_spec(spec, n_inputs=data.n_features)
+        self.optimizer = make_optimizer(spec.optimizer, size=network.size, dtype=self.dtype)
+        self.rng = np.random.default_rng(training.seed)
+        self.tracker = EarlyStopping.from_spec(training.early_stopping, like=network.params)
+        self.history: list[EpochMetrics] = []
+        self.start_epoch = 0
+        self.resume_batch = 0
+        self.resume_order: Array | None = None
+        self.error: str | None = None
+        self.paused: Checkpoint | None = None
+        #: The last epoch whose weights are in ``epoch_params`` (0: none).
+        self.boundary_epoch = 0
+        self.epoch_params: Array | None = None
+
+        if resume_from is None:
+            self._start_fresh()
+        else:
+            self._resume(resume_from)
+            if resume_from.snapshot_plan is not None:
+                snapshots = resume_from.snapshot_plan
+        if snapshots is None and snapshotting:
+            snapshots = plan_snapshots(spec, n_parameters=network.size, max_bytes=None)
+        #: The plan of a snapshotting run, or None (then nothing is copied per epoch).
+        self.snapshot_plan = snapshots if snapshotting else None
+        self.plan = self.snapshot_plan or SnapshotPlan()
+        if self.plan.include_last:
+            self.epoch_params = network.params.copy()
+            self.boundary_epoch = self.start_epoch
+            if resume_from is not None and resume_from.batch:
+                known = resume_from.epoch_params
+                if known is not None and known.shape == network.params.shape:
+                    self.epoch_params[...] = known
+                else:  # not kept by that checkpoint: only a later epoch can be the last
+                    self.boundary_epoch = 0
+        self._prepare_rows()
+
+    # ------------------------------------------------------------------ preparation
+
+    def _start_fresh(self) -> None:
+        spec, network = self.spec, self.network
+        if spec.initial_weights is not None:
+            network.set_weights(
+                [(layer.weights, layer.biases) for layer in spec.initial_weights.layers]
+            )
+        else:
+            network.initialize(spec.model.init, self.rng)
+        self.train_index, self.val_index = split_indices(
+            self.data, self.training.validation_split, self.rng
+        )
+        self.mean: Array | None = None
+        self.std: Array | None = None
+        if self.training.standardize:
+            self.mean, self.std = standardization(self.data.features[self.train_index])
+
+    def _resume(self, checkpoint: Checkpoint) -> None:
+        """Load ``checkpoint`` (the snapshot plan it carries is read by ``__init__``)."""
+        network = self.network
+        if training_identity(checkpoint.spec_json) != training_identity(self.spec_json):
+            raise CheckpointError("the checkpoint belongs to another spec")
+        if checkpoint.params.shape != network.params.shape or checkpoint.params.dtype != self.dtype:
+            raise CheckpointError("the checkpoint's weights do not fit the network")
+        self.start_epoch = checkpoint.epoch
+        network.params[...] = checkpoint.params
+        try:
+            self.optimizer.load_state_dict(checkpoint.optimizer_state)
+        except ValueError as error:
+            raise CheckpointError(str(error)) from None
+        self.rng.bit_generator.state = checkpoint.rng_state
+        self.train_index, self.val_index = checkpoint.train_index, checkpoint.val_index
+        self.mean, self.std = checkpoint.mean, checkpoint.std
+        self.tracker.restore_state(
+            best_loss=checkpoint.best_loss,
+            best_epoch=checkpoint.best_epoch,
+            reference_loss=(
+                checkpoint.best_loss
+                if checkpoint.reference_loss is None
+                else checkpoint.reference_loss
+            ),
+            wait=checkpoint.wait,
+            best_params=checkpoint.best_params,
+        )
+        self.history = list(checkpoint.history)
+        self.resume_batch, self.resume_order = checkpoint.batch, checkpoint.order
+
+    def _prepare_rows(self) -> None:
+        data, network, training = self.data, self.network, self.training
+        features = network_inputs(data, self.mean, self.std, self.dtype)
+        targets = encode_targets(
+            data.targets,
+            task=data.task,
+            units=network.n_outputs,
+            activation=network.output_activation,
+            dtype=self.dtype,
+        )
+        labels = np.asarray(data.targets, dtype=np.int64) if data.task == "classification" else None
+
+        def part(index: Array) -> Rows:
+            return Rows(
+                features=features[index],
+                targets=targets[index],
+                labels=None if labels is None else labels[index],
+            )
+
+        self.train_part = part(self.train_index)
+        self.val_part = part(self.val_index) if len(self.val_index) else None
+        self.n_train = n_train = len(self.train_index)
+        self.batch_size = min(training.batch_size or n_train, n_train)
+        if self.resume_batch:
+            n_batches = -(-n_train // self.batch_size)
+            order = self.resume_order
+            if not 0 < self.resume_batch <= n_batches or (
+                (order is not None) != training.shuffle
+                or (order is not None and order.shape != (n_train,))
+            ):
+                raise CheckpointError("the checkpoint's position in the epoch does not fit the run")
+        if training.shuffle:
+            self.epoch_features = np.empty_like(self.train_part.features)
+            self.epoch_targets = np.empty_like(self.train_part.targets)
+        else:
+            self.epoch_features = self.train_part.features
+            self.epoch_targets = self.train_part.targets
+
+    # ------------------------------------------------------------- state handed out
+
+    def checkpoint(self, epochs_done: int, batch: int, order: Array | None) -> Checkpoint:
+        tracker = self.tracker
+        keep_boundary = batch and self.epoch_params is not None and self.boundary_epoch
+        return Checkpoint(
+            spec_json=self.spec_json,
+            epoch=epochs_done,
+            step=self.optimizer.t,
+            params=self.network.params.copy(),
+            optimizer_state=self.optimizer.state_dict(),
+            rng_state=dict(self.rng.bit_generator.state),
+            train_index=self.train_index,
+            val_index=self.val_index,
+            mean=self.mean,
+            std=self.std,
+            best_loss=tracker.best_loss,
+            best_epoch=tracker.best_epoch,
+            wait=tracker.wait,
+            best_params=None if tracker.best_params is None else tracker.best_params.copy(),
+            history=list(self.history),
+            batch=batch,
+            order=None if order is None else order.copy(),
+            reference_loss=tracker.reference_loss,
+            snapshot_plan=self.snapshot_plan,
+            epoch_params=(
+                self.epoch_params.copy()
+                if keep_boundary and self.epoch_params is not None
+                else None
+            ),
+        )
+
+    def model(self, flat: Array) -> TrainedModel:
+        """A model owning ``flat`` (a copy of the parameter buffer) through views."""
+        data = self.data
+        return TrainedModel(
+            spec=self.spec,
+            task=data.task,
+            layers=self.network.unflatten(flat),
+            mean=self.mean,
+            std=self.std,
+            class_names=list(data.class_names) if data.class_names is not None else None,
+        )

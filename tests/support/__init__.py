@@ -1,0 +1,1 @@
+"""Helpers shared by every test package: run specs and deadline-bound waiting."""
