@@ -115,6 +115,7 @@ def page(browser: Any, base_url: str) -> Iterator[Any]:
     pg = context.new_page()
     watch = Watch()
     pg.watch = watch
+
     def on_console(message: Any) -> None:
         # GET /datasets/{id}/data may answer 404 for a built-in set: the page then just
         # draws no points, but Chromium still logs the failed load.

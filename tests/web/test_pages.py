@@ -34,7 +34,10 @@ def experiment_id(api: httpx.Client) -> str:
     """A real experiment once the server has them; else an id the page reports as missing."""
     if not has_endpoint(api, "/experiments"):
         return "exp_none"
-    response = api.post("/experiments", json={"name": "seeds", "base": spec("base", epochs=5), "grid": {"training.seed": [0, 1]}})
+    response = api.post(
+        "/experiments",
+        json={"name": "seeds", "base": spec("base", epochs=5), "grid": {"training.seed": [0, 1]}},
+    )
     assert response.status_code == 202, response.text
     return response.json()["id"]
 
@@ -84,6 +87,9 @@ def test_a_name_typed_as_html_stays_text(
         page.goto(base_url + path)
         page.wait_for_selector(f"text={XSS}")
         assert page.locator("img[src='x']").count() == 0, path
+    legend = page.locator("#chart-compare .legendtext").nth(1)  # Plotly's own label, too
+    legend.wait_for()
+    assert legend.text_content() == XSS
     page.goto(f"{base_url}/runs/{xss['id']}")
     page.wait_for_selector(f"#run-name:text-is('{XSS}')")
     assert page.title() == f"{XSS} · annlab"

@@ -274,6 +274,12 @@ export function smooth(values, weight) {
   return out;
 }
 
+/** A user-typed string for a Plotly label: Plotly reads a few HTML tags in labels, so
+ * escape them (it shows the entities as the characters they stand for). */
+export function plotText(value) {
+  return String(value ?? "").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
 export const PLOT_CONFIG = {
   displaylogo: false, responsive: true,
   modeBarButtonsToRemove: ["lasso2d", "select2d"],

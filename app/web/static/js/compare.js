@@ -1,6 +1,6 @@
 // The compare page: several runs' curves on one chart, their final and best metrics, and
 // the spec fields in which they differ. The run list is the URL (?runs=a,b,c).
-import { $, API, PLOT_CONFIG, api, badge, baseLayout, clear, color, downsample, el, fmt, pct } from "./api.js";
+import { $, API, PLOT_CONFIG, api, badge, baseLayout, clear, color, downsample, el, fmt, pct, plotText } from "./api.js";
 
 const ids = (new URLSearchParams(location.search).get("runs") || "").split(",").map((s) => s.trim()).filter(Boolean);
 const loaded = [];
@@ -30,11 +30,11 @@ function drawChart() {
   const metric = $("#compare-metric").value;
   const traces = loaded.map(({ run, metrics }, i) => {
     const d = downsample(metrics.epoch, metrics[metric] || [], 1500);
-    return { x: d.x, y: d.y, name: run.name || run.id, mode: "lines", line: { color: color(i), width: 2 } };
+    return { x: d.x, y: d.y, name: plotText(run.name || run.id), mode: "lines", line: { color: color(i), width: 2 } };
   });
   const layout = baseLayout({
     xaxis: { ...baseLayout().xaxis, title: { text: "epoch" } },
-    yaxis: { ...baseLayout().yaxis, type: $("#compare-log").checked ? "log" : "linear", title: { text: $("#compare-metric").selectedOptions[0].textContent } },
+    yaxis: { ...baseLayout().yaxis, type: $("#compare-log").checked ? "log" : "linear", title: { text: plotText($("#compare-metric").selectedOptions[0].textContent) } },
     legend: { orientation: "h", y: -0.2 }, margin: { l: 60, r: 16, t: 16, b: 40 },
   });
   window.Plotly.react($("#chart-compare"), traces, layout, PLOT_CONFIG);

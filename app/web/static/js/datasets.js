@@ -1,6 +1,6 @@
 // The datasets page: the list, a CSV upload with a preview parsed in the browser, and a
 // scatter plot of two-feature sets (from GET /datasets/{id}/data when the server has it).
-import { $, API, ApiError, PALETTE, PLOT_CONFIG, api, baseLayout, clear, el, has, toast, unavailable } from "./api.js";
+import { $, API, ApiError, PALETTE, PLOT_CONFIG, api, baseLayout, clear, el, has, toast, unavailable, plotText } from "./api.js";
 
 let items = [];
 let parsed = null;
@@ -20,15 +20,15 @@ function scatter(title, features, targets, names, classNames) {
   if (classNames) {
     classNames.forEach((c, k) => {
       const idx = targets.map((t, i) => [t, i]).filter(([t]) => String(t) === c || t === k).map(([, i]) => i);
-      traces.push({ x: idx.map((i) => features[i][0]), y: idx.map((i) => features[i][1]), mode: "markers", type: "scatter", name: c,
+      traces.push({ x: idx.map((i) => features[i][0]), y: idx.map((i) => features[i][1]), mode: "markers", type: "scatter", name: plotText(c),
         marker: { color: PALETTE[k % PALETTE.length], size: 6, symbol: ["circle", "square", "diamond", "triangle-up", "x"][k % 5], line: { color: "#fff", width: 0.6 } } });
     });
   } else {
     traces.push({ x: features.map((r) => r[0]), y: features.map((r) => r[1]), mode: "markers", type: "scatter", name: "rows",
       marker: { color: targets.map(Number), colorscale: "Viridis", showscale: true, size: 6 } });
   }
-  window.Plotly.react(node, traces, baseLayout({ title: { text: title, font: { size: 13 } }, margin: { l: 50, r: 10, t: 40, b: 44 },
-    xaxis: { ...baseLayout().xaxis, title: { text: names[0] } }, yaxis: { ...baseLayout().yaxis, title: { text: names[1] } } }), PLOT_CONFIG);
+  window.Plotly.react(node, traces, baseLayout({ title: { text: plotText(title), font: { size: 13 } }, margin: { l: 50, r: 10, t: 40, b: 44 },
+    xaxis: { ...baseLayout().xaxis, title: { text: plotText(names[0]) } }, yaxis: { ...baseLayout().yaxis, title: { text: plotText(names[1]) } } }), PLOT_CONFIG);
 }
 
 async function showScatter(id) {

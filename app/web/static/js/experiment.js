@@ -1,6 +1,6 @@
 // One experiment: its runs with their parameters, the summary over seeds, and every run's
 // validation loss on one chart.
-import { $, API, PLOT_CONFIG, api, badge, baseLayout, clear, color, downsample, el, fmt, has, pageData, pct, toast, unavailable, when } from "./api.js";
+import { $, API, PLOT_CONFIG, api, badge, baseLayout, clear, color, downsample, el, fmt, has, pageData, pct, toast, unavailable, when, plotText } from "./api.js";
 
 const id = pageData("experimentId");
 const base = `${API}/experiments/${encodeURIComponent(id)}`;
@@ -37,7 +37,7 @@ async function init() {
       const m = metrics[r.id] || { epoch: [], val_loss: [], train_loss: [] };
       const y = (m.val_loss || []).some((v) => v !== null) ? m.val_loss : m.train_loss;
       const d = downsample(m.epoch || [], y || [], 1000);
-      return { x: d.x, y: d.y, mode: "lines", name: paramsText(r.params) || r.id, line: { color: color(i), width: 1.8 } };
+      return { x: d.x, y: d.y, mode: "lines", name: plotText(paramsText(r.params) || r.id), line: { color: color(i), width: 1.8 } };
     });
     window.Plotly.react($("#chart-experiment"), traces, baseLayout({ xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: "loss" } }, legend: { orientation: "h", y: -0.2 } }), PLOT_CONFIG);
   }

@@ -1,7 +1,7 @@
 // The model's pictures on a run page: the decision boundary over the snapshots (slider
 // and play), the network with its weights coloured by sign and sized by magnitude, and
 // the backward pass of one row. Endpoints that may not exist yet are feature-detected.
-import { $, API, ApiError, PALETTE, PLOT_CONFIG, api, baseLayout, clear, el, fmt, has } from "./api.js";
+import { $, API, ApiError, PALETTE, PLOT_CONFIG, api, baseLayout, clear, el, fmt, has, plotText } from "./api.js";
 
 const POS = "#0072B2";
 const NEG = "#D55E00";
@@ -105,12 +105,12 @@ export class Boundary {
     const out = [{
       type: "heatmap", x: grid.x, y: grid.y, z: grid.predictions, customdata: grid.confidence, zmin: -0.5, zmax: k - 0.5,
       colorscale: discreteScale(k), showscale: false, opacity: 0.35, zsmooth: false,
-      hovertemplate: `${names[0]} %{x:.2f}<br>${names[1]} %{y:.2f}<br>class %{z}<br>confidence %{customdata:.2f}<extra></extra>`,
+      hovertemplate: `${plotText(names[0])} %{x:.2f}<br>${plotText(names[1])} %{y:.2f}<br>class %{z}<br>confidence %{customdata:.2f}<extra></extra>`,
     }];
     if (this.rows) {
       grid.class_names.forEach((name, c) => {
         const idx = this.rows.targets.map((t, i) => [classIndex(t, grid.class_names), i]).filter(([t]) => t === c).map(([, i]) => i);
-        out.push({ x: idx.map((i) => this.rows.features[i][0]), y: idx.map((i) => this.rows.features[i][1]), mode: "markers", type: "scatter", name,
+        out.push({ x: idx.map((i) => this.rows.features[i][0]), y: idx.map((i) => this.rows.features[i][1]), mode: "markers", type: "scatter", name: plotText(name),
           marker: { color: PALETTE[c % PALETTE.length], size: 6, line: { color: "#fff", width: 0.8 }, symbol: ["circle", "square", "diamond", "triangle-up", "x"][c % 5] } });
       });
     }
@@ -121,8 +121,8 @@ export class Boundary {
     const names = this.dataset.feature_names || ["x", "y"];
     return baseLayout({
       margin: { l: 50, r: 10, t: 30, b: 44 }, uirevision: "boundary",
-      xaxis: { ...baseLayout().xaxis, title: { text: names[0] }, range: [grid.x[0], grid.x[grid.x.length - 1]] },
-      yaxis: { ...baseLayout().yaxis, title: { text: grid.values ? "output" : names[1] }, ...(grid.values ? {} : { range: [grid.y[0], grid.y[grid.y.length - 1]] }) },
+      xaxis: { ...baseLayout().xaxis, title: { text: plotText(names[0]) }, range: [grid.x[0], grid.x[grid.x.length - 1]] },
+      yaxis: { ...baseLayout().yaxis, title: { text: grid.values ? "output" : plotText(names[1]) }, ...(grid.values ? {} : { range: [grid.y[0], grid.y[grid.y.length - 1]] }) },
     });
   }
 
@@ -178,7 +178,7 @@ export function drawNetwork(doc, dataset) {
   shown.forEach((n, l) => {
     for (let j = 0; j < n; j++) {
       nx.push(l); ny.push(ypos(l, j));
-      if (l === 0) { text.push(`input ${dataset.feature_names?.[j] ?? j}`); colors.push("#5d6675"); continue; }
+      if (l === 0) { text.push(`input ${plotText(dataset.feature_names?.[j] ?? j)}`); colors.push("#5d6675"); continue; }
       const b = doc.layers[l - 1].biases[j];
       text.push(`layer ${l} unit ${j + 1} (${doc.layers[l - 1].activation})<br>bias ${fmt(b)}`);
       colors.push(b >= 0 ? POS : NEG);
