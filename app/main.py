@@ -22,6 +22,7 @@ from app.metrics import install_metrics
 from app.schemas import PredictRequest
 from app.services.runs import InFlightKeys
 from app.services.serving import ModelCache
+from app.web.routes import mount_web
 
 log = logging.getLogger("annlab")
 
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     include_api(app, auth=settings.auth)
     _finish_openapi(app)
+    mount_web(app)  # the dashboard (app/web): pages, /static, /vendor
     return app
 
 
