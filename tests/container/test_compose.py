@@ -17,7 +17,8 @@ from tests.container.engine import Engine
 from tests.container.readme import Names, argv_for, lab_command
 from tests.container.test_lab import KEY, wait_healthy
 
-pytestmark = pytest.mark.container
+# The first test of the session also waits for the image build (cold: minutes).
+pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]
 
 
 def test_compose_up_serves_with_keys_and_comes_down(

@@ -21,7 +21,8 @@ from tests.container.conftest import FIGURES
 from tests.container.engine import Engine
 from tests.container.readme import Names, argv_for, lab_command
 
-pytestmark = pytest.mark.container
+# The first test of the session also waits for the image build (cold: minutes).
+pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]
 
 KEY = re.compile(r"annlab_[A-Za-z0-9_-]{43}")
 HEALTHY_SECONDS = 120
