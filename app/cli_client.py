@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, cast
 
 import typer
-from rich.console import Console
+from pydantic import BaseModel
+from rich.console import Console, RenderableType
 
 from app.cli_input import read_json_file, rows_for_features
 from app.cli_render import (
@@ -89,6 +90,33 @@ def connect(url: str | None, key: str | None) -> Iterator[AnnlabClient]:
 
 def echo_json(document: Any) -> None:
     typer.echo(json.dumps(document, indent=2, default=str))
+
+
+def answer(value: BaseModel, as_json: bool, human: RenderableType) -> None:
+    """Every command's answer: the API's JSON with ``--json`` (for scripts), else the
+    ``human`` line or table on stdout."""
+    if as_json:
+        echo_json(value.model_dump(mode="json"))
+    else:
+        stdout().print(human)
+
+
+def detach_or_cancel(
+    err: Console, *, cancel_on_interrupt: bool, detached: str, cancel: Callable[[], object]
+) -> bool:
+    """What Ctrl-C during a follow does: without ``--cancel-on-interrupt``, print
+    ``detached`` (what goes on, how to re-attach) and exit 130; with it, ``cancel()``:
+    True if it did, False on a 409 (it had finished meanwhile; the caller reports how)."""
+    if not cancel_on_interrupt:
+        err.print(detached)
+        raise typer.Exit(DETACHED) from None
+    try:
+        cancel()
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+        return False
+    return True
 
 
 def exit_for(run: Run) -> None:
@@ -162,27 +190,20 @@ def follow_run(api: AnnlabClient, run_id: str, *, cancel_on_interrupt: bool) -> 
             for event in api.events(run_id, on_reconnect=reconnecting):
                 display.show(event)
     except KeyboardInterrupt:
-        if not cancel_on_interrupt:
-            err.print(
-                f"detached from run {run_id}: it goes on on the server.\n"
-                f"re-attach with: annlab follow {run_id}"
-            )
-            raise typer.Exit(DETACHED) from None
-        try:
-            api.cancel_run(run_id)
+        if detach_or_cancel(
+            err,
+            cancel_on_interrupt=cancel_on_interrupt,
+            detached=f"detached from run {run_id}: it goes on on the server.\n"
+            f"re-attach with: annlab follow {run_id}",
+            cancel=lambda: api.cancel_run(run_id),
+        ):
             err.print(f"interrupted: cancelling run {run_id}")
-        except ApiError as exc:
-            if exc.status != 409:  # 409: it finished meanwhile; report how
-                raise
         return api.wait(run_id)
     return api.get_run(run_id)
 
 
 def report(run: Run, as_json: bool) -> None:
-    if as_json:
-        echo_json(run.model_dump(mode="json"))
-    else:
-        stdout().print(outcome_line(run))
+    answer(run, as_json, outcome_line(run))
     exit_for(run)
 
 
@@ -205,10 +226,7 @@ def runs(
         page = api.list_runs(
             status=status, sort=sort, dataset=dataset, tag=tag, experiment=experiment, limit=limit
         )
-    if as_json:
-        echo_json(page.model_dump(mode="json"))
-    else:
-        stdout().print(runs_table(page.items, page.total))
+    answer(page, as_json, runs_table(page.items, page.total))
 
 
 def show(
@@ -217,10 +235,7 @@ def show(
     """One run: its model, status, progress and metrics."""
     with connect(url, key) as api:
         run = api.get_run(run_id)
-    if as_json:
-        echo_json(run.model_dump(mode="json"))
-    else:
-        stdout().print(run_details(run))
+    answer(run, as_json, run_details(run))
 
 
 def stop(
@@ -242,10 +257,7 @@ def cancel(
 
 
 def _acknowledge(run: Run, verb: str, as_json: bool) -> None:
-    if as_json:
-        echo_json(run.model_dump(mode="json"))
-    else:
-        stdout().print(f"{verb} run {run.id} (now {status_text(run.status)})")
+    answer(run, as_json, f"{verb} run {run.id} (now {status_text(run.status)})")
 
 
 def delete(run_id: RunArgument, url: UrlOption = None, key: KeyOption = None) -> None:
