@@ -12,17 +12,29 @@ Human tables go to stdout, progress and notes to stderr, so ``--json`` output
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, cast
+from typing import Annotated, cast
 
 import typer
-from pydantic import BaseModel
-from rich.console import Console, RenderableType
 
+from app.cli_common import (
+    DETACHED,
+    CancelOption,
+    JsonOption,
+    KeyOption,
+    RunArgument,
+    UrlOption,
+    answer,
+    detach_or_cancel,
+    echo_json,
+    exit_for,
+    fail,
+    stderr,
+    stdout,
+)
 from app.cli_input import read_json_file, rows_for_features
 from app.cli_render import (
     RunProgress,
@@ -34,43 +46,6 @@ from app.cli_render import (
 )
 from app.client import AnnlabClient, ApiError, PlotFormat, PlotKind, WeightsFormat
 from app.client_types import Prediction, Run
-
-#: Exit code of a follow detached by Ctrl-C (the shell's 128 + SIGINT).
-DETACHED = 130
-
-UrlOption = Annotated[
-    str | None,
-    typer.Option("--url", envvar="ANNLAB_URL", help="The server (default http://127.0.0.1:8000)."),
-]
-KeyOption = Annotated[
-    str | None,
-    typer.Option("--key", envvar="ANNLAB_API_KEY", help="API key (with ANNLAB_AUTH=on)."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON, for scripts.")]
-RunArgument = Annotated[str, typer.Argument(help="The run's id.", metavar="RUN")]
-CancelOption = Annotated[
-    bool,
-    typer.Option(
-        "--cancel-on-interrupt", help="Ctrl-C cancels the run instead of detaching from it."
-    ),
-]
-
-
-#: Width of tables written to a pipe or file (rich's default there, 80, cuts ids short).
-PIPE_WIDTH = 200
-
-
-def stdout() -> Console:
-    return Console(highlight=False, width=None if sys.stdout.isatty() else PIPE_WIDTH)
-
-
-def stderr() -> Console:
-    return Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else PIPE_WIDTH)
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    stderr().print(f"[red]error:[/] {message}", markup=True, highlight=False)
-    raise typer.Exit(code)
 
 
 def make_client(url: str | None, key: str | None) -> AnnlabClient:
@@ -86,42 +61,6 @@ def connect(url: str | None, key: str | None) -> Iterator[AnnlabClient]:
             yield api
     except ApiError as exc:
         fail(str(exc))
-
-
-def echo_json(document: Any) -> None:
-    typer.echo(json.dumps(document, indent=2, default=str))
-
-
-def answer(value: BaseModel, as_json: bool, human: RenderableType) -> None:
-    """Every command's answer: the API's JSON with ``--json`` (for scripts), else the
-    ``human`` line or table on stdout."""
-    if as_json:
-        echo_json(value.model_dump(mode="json"))
-    else:
-        stdout().print(human)
-
-
-def detach_or_cancel(
-    err: Console, *, cancel_on_interrupt: bool, detached: str, cancel: Callable[[], object]
-) -> bool:
-    """What Ctrl-C during a follow does: without ``--cancel-on-interrupt``, print
-    ``detached`` (what goes on, how to re-attach) and exit 130; with it, ``cancel()``:
-    True if it did, False on a 409 (it had finished meanwhile; the caller reports how)."""
-    if not cancel_on_interrupt:
-        err.print(detached)
-        raise typer.Exit(DETACHED) from None
-    try:
-        cancel()
-    except ApiError as exc:
-        if exc.status != 409:
-            raise
-        return False
-    return True
-
-
-def exit_for(run: Run) -> None:
-    if run.status != "succeeded":
-        raise typer.Exit(1)
 
 
 # --------------------------------------------------------------------- runs
@@ -410,3 +349,31 @@ def register(cli: typer.Typer) -> None:
 
     cli.command()(experiment)
     cli.add_typer(models_cli, name="models")
+
+
+#: Re-exported: the other command modules once imported these from here.
+__all__ = [
+    "DETACHED",
+    "CancelOption",
+    "CsvOption",
+    "EpochOption",
+    "JsonInputOption",
+    "JsonOption",
+    "KeyOption",
+    "OutputOption",
+    "RunArgument",
+    "UrlOption",
+    "answer",
+    "check_output",
+    "connect",
+    "detach_or_cancel",
+    "echo_json",
+    "exit_for",
+    "fail",
+    "load_rows",
+    "make_client",
+    "register",
+    "show_prediction",
+    "stderr",
+    "stdout",
+]

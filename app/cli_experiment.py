@@ -15,11 +15,13 @@ from typing import Annotated, Any
 import typer
 
 from app.cli_client import (
+    connect,
+)
+from app.cli_common import (
     CancelOption,
     JsonOption,
     KeyOption,
     UrlOption,
-    connect,
     detach_or_cancel,
     echo_json,
     stderr,

@@ -15,17 +15,19 @@ from app.cli_client import (
     CsvOption,
     EpochOption,
     JsonInputOption,
+    OutputOption,
+    check_output,
+    connect,
+    load_rows,
+    show_prediction,
+)
+from app.cli_common import (
     JsonOption,
     KeyOption,
-    OutputOption,
     RunArgument,
     UrlOption,
     answer,
-    check_output,
-    connect,
     fail,
-    load_rows,
-    show_prediction,
     stdout,
 )
 from app.cli_input import parse_model_ref
