@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from app.api import datasets, events, health, inspect, optimizers, plots, predict, runs
 from app.deps import require_user
-from app.schemas import Problem
 
 API_PREFIX = "/api/v1"
 
@@ -44,7 +43,15 @@ def include_api(app: FastAPI, *, auth: bool) -> None:
     if auth:
         guards = {
             "dependencies": [Depends(require_user)],
-            "responses": {401: {"model": Problem, "description": UNAUTHORIZED}},
+            # as JSON content, not "model": the plot routes' own media type is an image
+            "responses": {
+                401: {
+                    "description": UNAUTHORIZED,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+                    },
+                }
+            },
         }
     app.include_router(hot_router, **guards)
     app.include_router(root_router)
