@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no stubs, no py.typed
 
 from app.api.main import include_api
 from app.config import Settings
@@ -123,6 +124,11 @@ def _drop_unreferenced(document: dict[str, Any], schemas: dict[str, Any]) -> Non
 
 
 def _start(app: FastAPI, settings: Settings) -> None:
+    # The API process's NumPy work (predict, decision grids, backprop) is many small
+    # GEMMs from concurrent requests: OpenBLAS threads only add hand-over cost there
+    # (a 400 × 400 grid of a 64-64 network: 1.6 s on 2 threads, 0.5 s on 1, measured
+    # on this 2-core machine). Training threads are set per run in the workers.
+    threadpool_limits(limits=1, user_api="blas")
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
