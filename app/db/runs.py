@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Sequence
-from typing import Any, TypeVar, Unpack
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.orm import Session
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.db.tables import CheckpointRow, MetricRow, RunRow, User, WeightsRow, utcnow
 from core.stopping import RunStatus, StopReason
 
-SelectT = TypeVar("SelectT", bound=Select[Unpack[tuple[Any, ...]]])
+SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 
 METRIC_NAMES = ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "learning_rate")
 
