@@ -12,13 +12,13 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from app.api.upload_form import UploadForm, read_upload_form
+from app.api.upload_form import read_upload_form
 from app.config import Settings
 from app.db.engine import write_session
 from app.deps import CurrentUser, SessionDep, SettingsDep
 from app.errors import BadRequest, UnsupportedMediaType
 from app.http import GuardedRoute
-from app.offload import offload
+from app.offload import offload_process
 from app.schemas import (
     DATASET_EXAMPLE,
     TOO_LARGE,
@@ -115,26 +115,44 @@ _UPLOAD_BODY: dict[str, Any] = {
     summary="Upload a dataset (JSON or a CSV file)",
 )
 async def create_dataset(request: Request, user: CurrentUser, settings: SettingsDep) -> DatasetOut:
-    """Async only to stream the body: the parsing and encoding run in a thread
-    (``app.offload``, a few at once), then one short write transaction in another."""
+    """Async only to stream the body: the parsing and encoding run in an offload
+    process (``app.offload``, a few at once; the event loop keeps answering), then
+    one short write transaction in a thread."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         form = await read_upload_form(request, settings)
         try:
-            dataset = await offload("upload", _from_form, form, settings)
+            content = await run_in_threadpool(form.read_file)
         finally:
             form.close()
+        parsed = await offload_process(
+            "upload", parse_form_upload, content, form.fields, form.filename, settings
+        )
     elif "json" in content_type:
         body = await request.body()
-        dataset = await offload("upload", _from_json, body, settings)
+        parsed = await offload_process("upload", parse_json_upload, body, settings)
     else:
         raise UnsupportedMediaType(
             "send the dataset as application/json or as multipart/form-data with a CSV file"
         )
-    data = await offload("upload", dataset_service.encode_dataset, dataset, settings)
+    dataset, data = parsed
     return await run_in_threadpool(
         _store, request.app.state.session_factory, user.owner_id, dataset, data
     )
+
+
+def parse_json_upload(body: bytes, settings: Settings) -> tuple[Dataset, bytes]:
+    """A JSON upload, parsed and encoded (in an offload process)."""
+    dataset = _from_json(body, settings)
+    return dataset, dataset_service.encode_dataset(dataset, settings)
+
+
+def parse_form_upload(
+    content: bytes | None, fields: dict[str, str], filename: str | None, settings: Settings
+) -> tuple[Dataset, bytes]:
+    """A CSV upload, parsed and encoded (in an offload process)."""
+    dataset = _from_form(content, fields, filename, settings)
+    return dataset, dataset_service.encode_dataset(dataset, settings)
 
 
 def _store(
@@ -171,13 +189,15 @@ def _from_json(body: bytes, settings: Settings) -> Dataset:
     )
 
 
-def _from_form(form: UploadForm, settings: Settings) -> Dataset:
-    target = form.fields.get("target")
-    task = form.fields.get("task")
-    name = form.fields.get("name")
+def _from_form(
+    content: bytes | None, fields: dict[str, str], filename: str | None, settings: Settings
+) -> Dataset:
+    target = fields.get("target")
+    task = fields.get("task")
+    name = fields.get("name")
     missing = [
         field
-        for field, value in (("file", form.file), ("target", target), ("task", task))
+        for field, value in (("file", content), ("target", target), ("task", task))
         if value is None or value == ""
     ]
     if missing:
@@ -187,10 +207,10 @@ def _from_form(form: UploadForm, settings: Settings) -> Dataset:
                 for field in missing
             ]
         )
-    assert form.file is not None and target is not None
+    assert content is not None and target is not None
     if task not in ("classification", "regression"):
         raise DatasetError("`task` must be classification or regression", field="task")
-    default_name = (form.filename or "upload.csv").rsplit("/", 1)[-1].removesuffix(".csv")
+    default_name = (filename or "upload.csv").rsplit("/", 1)[-1].removesuffix(".csv")
     dataset_name = name if name is not None and name.strip() else default_name
     if len(dataset_name) > NAME_MAX_LENGTH:
         field = "name" if name is not None and name.strip() else "file"
@@ -199,7 +219,6 @@ def _from_form(form: UploadForm, settings: Settings) -> Dataset:
             "are allowed",
             field=field,
         )
-    content = form.file.read()
     try:
         return dataset_from_csv(content=content, target=target, task=task, name=dataset_name)
     except DatasetError as exc:

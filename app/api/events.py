@@ -53,6 +53,11 @@ EVENT_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
+def _progress_data(epoch: int, values: dict[str, Any], epochs: int) -> str:
+    event = ProgressEvent(epoch=epoch, epochs=epochs, metrics=EpochMetricsOut(**values))
+    return event.model_dump_json()
+
+
 @router.get(
     "/{run_id}/events",
     responses={
@@ -98,10 +103,7 @@ async def run_events(run_id: RunId, request: Request, user: CurrentUser) -> Even
             if state is None:  # deleted while watched: no status to report, just end
                 return
             for epoch, values in update.metrics:
-                event = ProgressEvent(
-                    epoch=epoch, epochs=state.epochs, metrics=EpochMetricsOut(**values)
-                )
-                yield {"event": "progress", "data": event.model_dump_json()}
+                yield {"event": "progress", "data": feed.rendered(epoch, values, _progress_data)}
             status = (state.status.value, state.stop_reason, state.error)
             if status != last_status:
                 last_status = status

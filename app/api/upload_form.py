@@ -42,6 +42,10 @@ class UploadForm:
     filename: str | None = None
     file_bytes: int = 0
 
+    def read_file(self) -> bytes | None:
+        """The whole file (at most ``ANNLAB_MAX_DATASET_BYTES``), None without one."""
+        return self.file.read() if self.file is not None else None
+
     def close(self) -> None:
         if self.file is not None:
             self.file.close()

@@ -53,6 +53,20 @@ class RunFeed:
         self.subscribers = 0
         self._changed = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self._rendered: dict[int, str] = {}
+
+    def rendered(
+        self, epoch: int, values: dict[str, Any], render: Callable[[int, dict[str, Any], int], str]
+    ) -> str:
+        """``render(epoch, values, epochs)``, once per epoch for all the feed's streams
+        (500 streams serialise each epoch once, not 500 times)."""
+        text = self._rendered.get(epoch)
+        if text is None:
+            epochs = self.state.epochs if self.state is not None else 0
+            if len(self._rendered) >= WINDOW_EPOCHS:
+                self._rendered.pop(next(iter(self._rendered)))
+            text = self._rendered[epoch] = render(epoch, values, epochs)
+        return text
 
     def _publish(self) -> None:
         self.version += 1
