@@ -5,27 +5,30 @@ streams follow it."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
-from sse_starlette.sse import EventSourceResponse
-from starlette.concurrency import run_in_threadpool
 
 from app.api.runs import NOT_FOUND
 from app.deps import CurrentUser, RunId
 from app.errors import NotFound
 from app.http import GuardedRoute
 from app.schemas import EpochMetricsOut
-from app.services import runs as run_service
 from app.services.run_feed import run_feeds
+from app.services.runs import RunSnapshot
 from core.stopping import RunStatus
 
 router = APIRouter(prefix="/runs", tags=["runs"], route_class=GuardedRoute)
 
 #: Seconds between two keep-alive comments on a quiet stream.
 PING_SECONDS = 15
+PING = b": ping\r\n\r\n"
+#: What sse-starlette sent: no caching, no proxy buffering.
+SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 
 class ProgressEvent(BaseModel):
@@ -77,39 +80,60 @@ def _progress_data(epoch: int, values: dict[str, Any], epochs: int) -> str:
             },
         },
     },
-    response_class=EventSourceResponse,
+    response_class=StreamingResponse,
     summary="Follow a run as server-sent events",
 )
-async def run_events(run_id: RunId, request: Request, user: CurrentUser) -> EventSourceResponse:
-    # No route session: the stream outlives the route. The caller may see the run
-    # (one short read), then the stream follows the run's shared feed.
+async def run_events(run_id: RunId, request: Request, user: CurrentUser) -> StreamingResponse:
+    # No route session: the stream outlives the route. Whether the caller may see the
+    # run is asked once per feed (one short read, however many streams arrive at once).
     factory: sessionmaker[Session] = request.app.state.session_factory
-
-    def visible() -> bool:
-        with factory() as session:
-            found = run_service.snapshot(
-                session=session, run_id=run_id, scope=user.scope, after_epoch=2**31 - 1
-            )
-            return found is not None
-
-    if not await run_in_threadpool(visible):
-        raise NotFound(f"run {run_id!r} not found")
     feed = run_feeds(request.app.state, lambda: factory).feed(run_id)
+    owner = await feed.owner()
+    if owner is None or (user.scope is not None and owner != user.scope):
+        run_feeds(request.app.state, lambda: factory).release(feed)
+        raise NotFound(f"run {run_id!r} not found")
 
-    async def stream() -> AsyncIterator[dict[str, str]]:
+    async def stream() -> AsyncIterator[bytes]:
         last_status: tuple[str, str | None, str | None] | None = None
-        async for update in feed.follow():
+        async for update in feed.follow(heartbeat=PING_SECONDS):
+            if update is None:
+                yield PING
+                continue
             state = update.state
             if state is None:  # deleted while watched: no status to report, just end
                 return
-            for epoch, values in update.metrics:
-                yield {"event": "progress", "data": feed.rendered(epoch, values, _progress_data)}
+            chunk = b""
+            if update.metrics:
+                first, last = update.metrics[0][0], update.metrics[-1][0]
+                chunk = feed.cached(
+                    ("progress", first, last), partial(_progress, update.metrics, state.epochs)
+                )
             status = (state.status.value, state.stop_reason, state.error)
             if status != last_status:
                 last_status = status
-                change = StatusEvent(
-                    status=state.status, stop_reason=state.stop_reason, error=state.error
-                )
-                yield {"event": "status", "data": change.model_dump_json()}
+                chunk += feed.cached(("status", *status), partial(_status, state))
+            if chunk:
+                yield chunk  # one send per update, however many epochs it brings
 
-    return EventSourceResponse(stream(), ping=PING_SECONDS)
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+def _event(name: str, data: str) -> bytes:
+    return f"event: {name}\r\ndata: {data}\r\n\r\n".encode()
+
+
+def _progress(metrics: list[tuple[int, dict[str, Any]]], epochs: int) -> bytes:
+    return b"".join(
+        _event(
+            "progress",
+            ProgressEvent(
+                epoch=epoch, epochs=epochs, metrics=EpochMetricsOut(**values)
+            ).model_dump_json(),
+        )
+        for epoch, values in metrics
+    )
+
+
+def _status(state: RunSnapshot) -> bytes:
+    change = StatusEvent(status=state.status, stop_reason=state.stop_reason, error=state.error)
+    return _event("status", change.model_dump_json())

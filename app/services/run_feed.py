@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from app.db import runs as run_store
 from app.services import runs as run_service
 from app.services.runs import RunSnapshot
 
@@ -29,6 +30,8 @@ from app.services.runs import RunSnapshot
 POLL_SECONDS = 0.25
 #: Recent epochs a feed keeps for its streams (older ones: read from the database).
 WINDOW_EPOCHS = 2000
+#: Rendered updates a feed keeps for its streams.
+RENDERED_KEEP = 64
 
 
 @dataclass(frozen=True)
@@ -53,20 +56,24 @@ class RunFeed:
         self.subscribers = 0
         self._changed = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
-        self._rendered: dict[int, str] = {}
+        self._rendered: dict[Hashable, bytes] = {}
+        self._owner: asyncio.Future[str | None] | None = None
 
-    def rendered(
-        self, epoch: int, values: dict[str, Any], render: Callable[[int, dict[str, Any], int], str]
-    ) -> str:
-        """``render(epoch, values, epochs)``, once per epoch for all the feed's streams
-        (500 streams serialise each epoch once, not 500 times)."""
-        text = self._rendered.get(epoch)
+    def cached(self, key: Hashable, build: Callable[[], bytes]) -> bytes:
+        """``build()``, once for all the feed's streams (500 streams in step serialise an
+        update once, not 500 times); the last ``RENDERED_KEEP`` kept."""
+        text = self._rendered.get(key)
         if text is None:
-            epochs = self.state.epochs if self.state is not None else 0
-            if len(self._rendered) >= WINDOW_EPOCHS:
+            if len(self._rendered) >= RENDERED_KEEP:
                 self._rendered.pop(next(iter(self._rendered)))
-            text = self._rendered[epoch] = render(epoch, values, epochs)
+            text = self._rendered[key] = build()
         return text
+
+    async def owner(self) -> str | None:
+        """The run's owner (None: no such run), read once for all the feed's streams."""
+        if self._owner is None:
+            self._owner = asyncio.ensure_future(run_in_threadpool(self.feeds.owner_of, self.run_id))
+        return await asyncio.shield(self._owner)
 
     def _publish(self) -> None:
         self.version += 1
@@ -92,8 +99,9 @@ class RunFeed:
             self.feeds.forget(self)
             self._publish()
 
-    async def follow(self) -> AsyncIterator[FeedUpdate]:
-        """The run's updates from its first epoch on, until it is deleted or finished."""
+    async def follow(self, heartbeat: float | None = None) -> AsyncIterator[FeedUpdate | None]:
+        """The run's updates from its first epoch on, until it is deleted or finished;
+        None after ``heartbeat`` seconds without one (for a keep-alive)."""
         sent_epoch, seen = 0, 0
         self.subscribers += 1
         try:
@@ -101,7 +109,11 @@ class RunFeed:
                 self.task = asyncio.create_task(self._poll())
             while True:
                 if self.version == seen:
-                    await self._changed.wait()
+                    try:
+                        await asyncio.wait_for(self._changed.wait(), heartbeat)
+                    except TimeoutError:
+                        yield None
+                        continue
                 seen = self.version
                 state = self.state
                 if state is None:
@@ -145,12 +157,22 @@ class RunFeeds:
                 session=session, run_id=run_id, scope=None, after_epoch=after_epoch
             )
 
+    def owner_of(self, run_id: str) -> str | None:
+        with self.factory() as session:
+            row = run_store.get_run(session=session, run_id=run_id, owner_id=None)
+            return row.owner_id if row is not None else None
+
     def feed(self, run_id: str) -> RunFeed:
         """The run's feed, started by its first stream."""
         feed = self._feeds.get(run_id)
         if feed is None or feed.finished:
             feed = self._feeds[run_id] = RunFeed(self, run_id)
         return feed
+
+    def release(self, feed: RunFeed) -> None:
+        """A feed no stream followed after all (the run is not there, or not the caller's)."""
+        if feed.subscribers == 0 and feed.task is None:
+            self.forget(feed)
 
     def forget(self, feed: RunFeed) -> None:
         if self._feeds.get(feed.run_id) is feed:

@@ -217,6 +217,12 @@ def test_the_events_sent_match_the_openapi_event_schemas(client: TestClient) -> 
     assert [data["epoch"] for kind, data in events if kind == "progress"] == [1, 2, 3, 4, 5]
 
 
+def test_streams_of_unknown_runs_leave_no_feed_behind(idle_client: TestClient) -> None:
+    for index in range(5):
+        assert idle_client.get(f"{API}/runs/nope{index}/events").status_code == 404
+    assert len(idle_client.app.state.run_feeds) == 0  # type: ignore[attr-defined]
+
+
 def test_offload_bounds_how_many_run_at_once() -> None:
     from app import offload
 
