@@ -58,6 +58,7 @@ def api_schema(fuzz_data_dir) -> Iterator[schemathesis.BaseSchema]:
 OPERATIONS = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/metrics"),
     ("GET", "/api/v1/datasets"),
     ("POST", "/api/v1/datasets"),
     ("GET", "/api/v1/datasets/{dataset_id}"),
