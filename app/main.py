@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no stubs, no py.typed
 
+from app import offload
 from app.api.main import include_api
 from app.config import Settings
 from app.db.engine import make_engine, make_session_factory, transaction
@@ -146,6 +147,7 @@ def _start(app: FastAPI, settings: Settings) -> None:
 
 def _stop(app: FastAPI) -> None:
     app.state.plot_renderer.shutdown()
+    offload.shutdown()
     executor = getattr(app.state, "executor", None)
     if executor is not None:
         executor.shutdown(graceful=True)

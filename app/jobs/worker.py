@@ -7,9 +7,7 @@ in a thread (tests). It never speaks HTTP: everything goes through the database.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-import signal
 import socket
 import time
 import traceback
@@ -17,7 +15,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from types import FrameType
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,7 +23,7 @@ from app.config import Settings
 from app.db import progress
 from app.db import runs as run_store
 from app.db import snapshots as snapshot_store
-from app.db.engine import make_engine, make_session_factory, transaction
+from app.db.engine import transaction
 from app.services.datasets import find_dataset
 from core.data import Dataset
 from core.serialize import TrainedModel
@@ -61,6 +58,7 @@ class Cause(StrEnum):
 
     SHUTDOWN = "shutdown"  # the pool stops: pause, requeue
     TIMEOUT = "timeout"  # ANNLAB_MAX_RUN_SECONDS
+    YIELD = "yield"  # trained a slice while another user's run waits: pause, requeue behind
     CANCEL = "cancel"  # the user asked
     LOST = "lost"  # the run is no longer ours (deleted, requeued by recovery)
 
@@ -80,15 +78,18 @@ class WorkerConfig:
     max_running_per_user: int = 0
     #: ANNLAB_MAX_SNAPSHOT_BYTES: the byte budget of one run's snapshots.
     max_snapshot_bytes: int | None = None
+    #: ANNLAB_SLICE_SECONDS: training time before a run yields to another user's (0: never).
+    slice_seconds: float = 0.0
 
     @classmethod
     def from_settings(cls, worker_id: str, settings: Settings) -> WorkerConfig:
         return cls(
             worker_id=worker_id,
             checkpoint_seconds=settings.checkpoint_seconds,
-            max_run_seconds=settings.max_run_seconds,
+            max_run_seconds=settings.resolved_max_run_seconds,
             max_running_per_user=settings.resolved_max_running_runs_per_user,
             max_snapshot_bytes=settings.max_snapshot_bytes,
+            slice_seconds=settings.slice_seconds,
         )
 
 
@@ -153,6 +154,7 @@ class _Job:
         self.last_heartbeat = time.monotonic()
         self.started = time.monotonic()
         self.cause: Cause | None = None
+        self.owner_id = ""
 
     # -- callbacks of core.training.train
 
@@ -164,17 +166,17 @@ class _Job:
     def on_epoch(self, metrics: EpochMetrics) -> None:
         self.pending.append(metrics.as_dict())
         if self.snapshots or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
-            with transaction(self.factory) as session:
-                self._flush(session)
+            self._write(self._flush)
 
     def should_stop(self) -> Stop | None:
-        """``Stop.PAUSE`` on shutdown (training returns a checkpoint), ``Stop.CANCEL`` for
-        everything else that ends the run early; None: keep training."""
+        """``Stop.PAUSE`` on shutdown and at the end of a slice (training returns a
+        checkpoint), ``Stop.CANCEL`` for everything else that ends the run early; None:
+        keep training."""
         if self.cause is None:
             self._poll()
         if self.cause is None:
             return None
-        return Stop.PAUSE if self.cause is Cause.SHUTDOWN else Stop.CANCEL
+        return Stop.PAUSE if self.cause in (Cause.SHUTDOWN, Cause.YIELD) else Stop.CANCEL
 
     def _poll(self) -> None:
         now = time.monotonic()
@@ -184,22 +186,45 @@ class _Job:
             self.cause = Cause.TIMEOUT
         elif now - self.last_poll >= CANCEL_POLL_SECONDS:
             self.last_poll = now
-            with self.factory() as session:
+            sliced = self.config.slice_seconds and now - self.started >= self.config.slice_seconds
+            with self.factory() as session:  # a read: never the write lock
                 owned, cancel = progress.poll_run(
                     session=session, run_id=self.run_id, worker_id=self.worker_id
+                )
+                waiting = bool(sliced) and run_store.another_user_waits(
+                    session=session,
+                    owner_id=self.owner_id,
+                    max_running_per_user=self.config.max_running_per_user,
                 )
             if not owned:
                 self.cause = Cause.LOST
             elif cancel:
                 self.cause = Cause.CANCEL
+            elif waiting:
+                self.cause = Cause.YIELD
             elif now - self.last_heartbeat >= HEARTBEAT_SECONDS:
-                with transaction(self.factory) as session:
-                    self._flush(session)
+                self._write(self._flush)
 
     def on_checkpoint(self, checkpoint: Checkpoint) -> None:
-        with transaction(self.factory) as session:
+        def write(session: Session) -> None:
             self._flush(session)
             self._save(session, checkpoint)
+
+        self._write(write)
+
+    def _write(self, work: Callable[[Session], None]) -> None:
+        """``work`` in one write transaction, retried while the database is locked (a
+        busy database must not fail a run that trains on); the pending epochs and
+        snapshots are forgotten only once committed."""
+        flushed, flushed_snapshots = len(self.pending), len(self.snapshots)
+
+        def attempt() -> None:
+            with transaction(self.factory) as session:
+                work(session)
+
+        progress.retry_locked(attempt)
+        del self.pending[:flushed]
+        del self.snapshots[:flushed_snapshots]
 
     def _save(self, session: Session, checkpoint: Checkpoint) -> None:
         progress.save_checkpoint(
@@ -212,6 +237,7 @@ class _Job:
         )
 
     def _flush(self, session: Session) -> None:
+        """Record the pending epochs (``_write`` drops them once committed)."""
         owned = progress.record_progress(
             session=session, run_id=self.run_id, worker_id=self.worker_id, epochs=self.pending
         )
@@ -219,7 +245,6 @@ class _Job:
             snapshot_store.save_snapshots(
                 session=session, run_id=self.run_id, snapshots=self.snapshots
             )
-        self.pending, self.snapshots = [], []
         self.last_flush = self.last_heartbeat = time.monotonic()
         if not owned:
             self.cause = Cause.LOST
@@ -233,7 +258,7 @@ class _Job:
                 row = run_store.get_run(session=session, run_id=self.run_id, owner_id=None)
                 if row is None:
                     return
-                spec_json, dataset_id = row.spec, row.dataset_id
+                spec_json, dataset_id, self.owner_id = row.spec, row.dataset_id, row.owner_id
                 self.n_parameters = row.n_parameters
                 checkpoint_row = progress.load_checkpoint(session=session, run_id=self.run_id)
                 checkpoint_bytes = checkpoint_row.data if checkpoint_row is not None else None
@@ -288,8 +313,9 @@ class _Job:
         if self.cause is Cause.LOST:
             return
         if result.stop_reason == StopReason.PAUSED:
-            # A shutdown: store the exact state (taken between two mini-batches) and
-            # put the run back in the queue; it resumes from here, bit for bit.
+            # A shutdown or the end of a slice: store the exact state (taken between two
+            # mini-batches) and put the run back in the queue (after a slice: behind the
+            # runs waiting); it resumes from here, bit for bit.
             self._pause(result.checkpoint)
         elif self.cause is Cause.TIMEOUT and result.stop_reason == StopReason.CANCELLED:
             limit = self.config.max_run_seconds
@@ -317,16 +343,25 @@ class _Job:
             )
 
     def _pause(self, checkpoint: Checkpoint | None) -> None:
-        with transaction(self.factory) as session:
+        behind = self.cause is Cause.YIELD
+
+        def write(session: Session) -> None:
             self._flush(session)
             if checkpoint is not None:
                 self._save(session, checkpoint)
             progress.requeue(
-                session=session, run_ids=[self.run_id], crashed=False, only_worker=self.worker_id
+                session=session,
+                run_ids=[self.run_id],
+                crashed=False,
+                only_worker=self.worker_id,
+                behind=behind,
             )
+
+        self._write(write)
         log.info(
-            "run %s paused for shutdown at epoch %d + %d batches; requeued",
+            "run %s paused %s at epoch %d + %d batches; requeued",
             self.run_id,
+            "after its slice (another user waits)" if behind else "for shutdown",
             checkpoint.epoch if checkpoint is not None else -1,
             checkpoint.batch if checkpoint is not None else 0,
         )
@@ -340,7 +375,7 @@ class _Job:
         best_epoch: int | None = None,
         weights: bytes | None = None,
     ) -> None:
-        with transaction(self.factory) as session:
+        def write(session: Session) -> None:
             self._flush(session)
             progress.finish_run(
                 session=session,
@@ -353,45 +388,4 @@ class _Job:
                 weights=weights,
             )
 
-
-# ------------------------------------------------------------------- process entry
-
-
-def process_main(
-    database_url: str, config: WorkerConfig, wake: EventLike, stop: EventLike, niceness: int = 0
-) -> None:
-    """Entry point of a worker process (spawned by ``LocalProcessExecutor``).
-
-    ``niceness`` (ANNLAB_WORKER_NICE) lowers the process's CPU priority so that
-    training, which uses every cycle it gets, does not starve the server's
-    requests (predictions) on a busy machine; it costs training nothing when
-    there are idle cores. The process stops (pausing its run) on ``stop``, on
-    SIGTERM, or when its parent is gone."""
-    if niceness > 0:
-        try:
-            os.nice(niceness)
-        except OSError:  # not permitted here: train at the normal priority
-            log.warning("could not lower the worker's priority (nice %d)", niceness)
-    # Ctrl-C reaches the whole process group: the parent decides when workers stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    terminated = False
-
-    def on_term(_signum: int, _frame: FrameType | None) -> None:
-        nonlocal terminated
-        terminated = True
-
-    signal.signal(signal.SIGTERM, on_term)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
-    parent = multiprocessing.parent_process()
-    engine = make_engine(database_url)
-
-    def stop_requested() -> bool:
-        return terminated or stop.is_set() or (parent is not None and not parent.is_alive())
-
-    worker = Worker(
-        factory=make_session_factory(engine), config=config, stop_requested=stop_requested
-    )
-    try:
-        worker.loop(wake)
-    finally:
-        engine.dispose()
+        self._write(write)
