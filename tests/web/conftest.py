@@ -192,7 +192,9 @@ def wait_finished(api: httpx.Client, run_id: str, timeout: float = 60.0) -> dict
 
 
 def has_endpoint(api: httpx.Client, path: str) -> bool:
-    doc = httpx.get(str(api.base_url).replace("/api/v1", "") + "/openapi.json").json()
+    response = httpx.get(str(api.base_url.copy_with(path="/openapi.json")))
+    response.raise_for_status()
+    doc = response.json()
     return f"/api/v1{path}" in doc.get("paths", {})
 
 
