@@ -23,6 +23,26 @@ def _root() -> None:
     """annlab: train small neural networks over HTTP."""
 
 
+DataDirOption = Annotated[
+    Path | None, typer.Option(help="Data directory (default ANNLAB_DATA_DIR or ./data).")
+]
+
+
+def _settings(*, workers: int | None, data_dir: Path | None) -> Settings:
+    """The environment's settings with the command line's options on top."""
+    overrides: dict[str, object] = {}
+    if workers is not None:
+        overrides["workers"] = workers
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    return Settings.model_validate(overrides)
+
+
+def _database_shown(settings: Settings) -> str:
+    """The database URL without its credentials."""
+    return settings.resolved_database_url.rpartition("@")[2]
+
+
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -30,27 +50,18 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(help="Worker processes (default ANNLAB_WORKERS or cores - 1).")
     ] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Data directory (default ANNLAB_DATA_DIR or ./data).")
-    ] = None,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Serve the API (and train runs in worker processes) until SIGTERM or Ctrl-C."""
     import uvicorn
 
     from app.main import create_app
 
-    overrides: dict[str, object] = {}
-    if workers is not None:
-        overrides["workers"] = workers
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    settings = Settings.model_validate(overrides)
+    settings = _settings(workers=workers, data_dir=data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    database = settings.resolved_database_url
-    shown = database.split("@")[-1] if "@" in database else database
     typer.echo(
-        f"annlab listening on http://{host}:{port} "
-        f"(workers: {settings.workers}, data: {settings.data_dir.resolve()}, database: {shown})",
+        f"annlab listening on http://{host}:{port} (workers: {settings.workers}, "
+        f"data: {settings.data_dir.resolve()}, database: {_database_shown(settings)})",
     )
     uvicorn.run(
         create_app(settings),
@@ -69,9 +80,7 @@ def worker(
             "--concurrency", "-c", min=1, help="Worker processes (default ANNLAB_WORKERS)."
         ),
     ] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Data directory (default ANNLAB_DATA_DIR or ./data).")
-    ] = None,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Train queued runs from the server's database, without serving HTTP.
 
@@ -81,16 +90,11 @@ def worker(
 
     from app.jobs.standalone import run_pool
 
-    overrides: dict[str, object] = {}
-    if concurrency is not None:
-        overrides["workers"] = concurrency
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    settings = Settings.model_validate(overrides)
+    settings = _settings(workers=concurrency, data_dir=data_dir)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
-    database = settings.resolved_database_url
-    shown = database.split("@")[-1] if "@" in database else database
-    typer.echo(f"annlab worker: {settings.workers} process(es) on {shown}", err=True)
+    typer.echo(
+        f"annlab worker: {settings.workers} process(es) on {_database_shown(settings)}", err=True
+    )
     run_pool(settings)
 
 
@@ -101,10 +105,6 @@ users_cli = typer.Typer(
     no_args_is_help=True,
 )
 cli.add_typer(users_cli, name="users")
-
-DataDirOption = Annotated[
-    Path | None, typer.Option(help="Data directory (default ANNLAB_DATA_DIR or ./data).")
-]
 
 
 @contextmanager

@@ -24,7 +24,8 @@ from app.services.serving import ModelCache
 async def get_settings(request: Request) -> Settings:
     """The app's settings (``create_app``'s). Not a ``dependency_overrides`` entry: with
     any override FastAPI rebuilds every dependency's signature on every request."""
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -97,21 +98,24 @@ async def require_user(
 
 
 async def get_executor(request: Request) -> Executor:
-    return request.app.state.executor
+    executor: Executor = request.app.state.executor
+    return executor
 
 
 ExecutorDep = Annotated[Executor, Depends(get_executor)]
 
 
 async def get_model_cache(request: Request) -> ModelCache:
-    return request.app.state.model_cache
+    cache: ModelCache = request.app.state.model_cache
+    return cache
 
 
 ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
 
 
 async def get_in_flight(request: Request) -> InFlightKeys:
-    return request.app.state.in_flight
+    in_flight: InFlightKeys = request.app.state.in_flight
+    return in_flight
 
 
 InFlightDep = Annotated[InFlightKeys, Depends(get_in_flight)]

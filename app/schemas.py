@@ -52,6 +52,16 @@ class Problem(BaseModel):
     )
 
 
+def problem(description: str) -> dict[str, Any]:
+    """An error response of a route, for its ``responses=`` (OpenAPI)."""
+    return {"model": Problem, "description": description}
+
+
+#: The errors any route with a JSON body can answer, before its own checks.
+MALFORMED_JSON = problem("Malformed or too deeply nested JSON.")
+TOO_LARGE = problem("Body over ANNLAB_MAX_BODY_BYTES.")
+
+
 class Health(BaseModel):
     status: str = Field(description="`ok`, or why the service is not ready.", examples=["ok"])
 

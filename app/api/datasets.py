@@ -14,18 +14,24 @@ from app.config import Settings
 from app.deps import CurrentUser, SessionDep, SettingsDep
 from app.errors import BadRequest, UnsupportedMediaType
 from app.http import GuardedRoute
-from app.schemas import DATASET_EXAMPLE, DatasetCreate, DatasetList, DatasetOut, Problem
+from app.schemas import (
+    DATASET_EXAMPLE,
+    TOO_LARGE,
+    DatasetCreate,
+    DatasetList,
+    DatasetOut,
+    problem,
+)
 from app.services import datasets as dataset_service
-from core.data import Dataset, dataset_from_csv, dataset_from_json
+from core.data import Dataset
 from core.errors import DatasetError
+from core.loaders import dataset_from_csv, dataset_from_json
 
 DatasetId = Annotated[str, Path(description="Dataset id.", max_length=200)]
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], route_class=GuardedRoute)
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "No dataset with this id."}
-}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem("No dataset with this id.")}
 
 
 @router.get("", response_model=DatasetList, summary="List datasets (built-ins first)")
@@ -92,14 +98,13 @@ _UPLOAD_BODY: dict[str, Any] = {
     response_model=DatasetOut,
     openapi_extra=_UPLOAD_BODY,
     responses={
-        400: {"model": Problem, "description": "Malformed JSON or form."},
-        413: {"model": Problem, "description": "Body over ANNLAB_MAX_BODY_BYTES."},
-        415: {"model": Problem, "description": "Neither JSON nor multipart/form-data."},
-        422: {
-            "model": Problem,
-            "description": "Ragged rows, non-numeric or non-finite features, fewer than 2 "
-            "rows, targets ≠ rows, one class, or over a size limit.",
-        },
+        400: problem("Malformed JSON or form."),
+        413: TOO_LARGE,
+        415: problem("Neither JSON nor multipart/form-data."),
+        422: problem(
+            "Ragged rows, non-numeric or non-finite features, fewer than 2 "
+            "rows, targets ≠ rows, one class, or over a size limit."
+        ),
     },
     summary="Upload a dataset (JSON or a CSV file)",
 )
@@ -198,8 +203,8 @@ _FORM_FIELDS = ("file", "target", "task", "name")
     status_code=204,
     responses={
         **NOT_FOUND,
-        403: {"model": Problem, "description": "Built-in datasets cannot be deleted."},
-        409: {"model": Problem, "description": "A queued or running run uses the dataset."},
+        403: problem("Built-in datasets cannot be deleted."),
+        409: problem("A queued or running run uses the dataset."),
     },
     summary="Delete an uploaded dataset",
 )

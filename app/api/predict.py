@@ -30,7 +30,13 @@ from app.deps import (
     get_current_user,
 )
 from app.http import GuardedRoute, ORJSONResponse, check_json_depth
-from app.schemas import PredictResponse, Problem, WeightsDocument
+from app.schemas import (
+    MALFORMED_JSON,
+    TOO_LARGE,
+    PredictResponse,
+    WeightsDocument,
+    problem,
+)
 from app.services import serving
 from app.services.serving import LoadedModel, ModelCache, ModelKey, Prediction
 
@@ -66,9 +72,7 @@ router = APIRouter(prefix="/runs", tags=["runs"], route_class=GuardedRoute)
 #: The predict route alone (``PredictRoute``), mounted first (``app.api.main``).
 predict_router = APIRouter(prefix="/runs", tags=["runs"], route_class=PredictRoute)
 
-NOT_READY: dict[int | str, dict[str, Any]] = {
-    409: {"model": Problem, "description": "The run has not succeeded (yet)."}
-}
+NOT_READY: dict[int | str, dict[str, Any]] = {409: problem("The run has not succeeded (yet).")}
 
 #: Above this many rows a prediction runs in the thread pool, not on the event loop.
 INLINE_PREDICT_ROWS = 1000
@@ -122,13 +126,12 @@ def get_weights(
     responses={
         **NOT_FOUND,
         **NOT_READY,
-        400: {"model": Problem, "description": "Malformed or too deeply nested JSON."},
-        413: {"model": Problem, "description": "Body over ANNLAB_MAX_BODY_BYTES."},
-        422: {
-            "model": Problem,
-            "description": "Not a list of rows, wrong feature count, non-finite numbers, more "
-            "rows than ANNLAB_MAX_PREDICT_ROWS, or inputs so large the outputs overflow.",
-        },
+        400: MALFORMED_JSON,
+        413: TOO_LARGE,
+        422: problem(
+            "Not a list of rows, wrong feature count, non-finite numbers, more "
+            "rows than ANNLAB_MAX_PREDICT_ROWS, or inputs so large the outputs overflow."
+        ),
     },
     openapi_extra=PREDICT_BODY,
     summary="Predict with the trained model",

@@ -19,15 +19,21 @@ from app.deps import (
     ValidRun,
 )
 from app.http import GuardedRoute
-from app.schemas import MetricsOut, Problem, RunList, RunOut, RunStatusField
+from app.schemas import (
+    MALFORMED_JSON,
+    TOO_LARGE,
+    MetricsOut,
+    RunList,
+    RunOut,
+    RunStatusField,
+    problem,
+)
 from app.services import runs as run_service
 from core.specs import RunSpec
 
 router = APIRouter(prefix="/runs", tags=["runs"], route_class=GuardedRoute)
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "No run with this id."}
-}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem("No run with this id.")}
 
 
 @router.post(
@@ -39,16 +45,15 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
             "model": RunOut,
             "description": "Replay: the run first created with this Idempotency-Key.",
         },
-        400: {"model": Problem, "description": "Malformed or too deeply nested JSON."},
-        404: {"model": Problem, "description": "No dataset with the spec's `dataset` id."},
-        409: {"model": Problem, "description": "The same Idempotency-Key is still being handled."},
-        413: {"model": Problem, "description": "Body over ANNLAB_MAX_BODY_BYTES."},
-        422: {
-            "model": Problem,
-            "description": "Invalid spec (the field is named), a spec that does not fit its "
-            "dataset, a spec over a limit, or an Idempotency-Key reused with another body.",
-        },
-        429: {"model": Problem, "description": "Too many queued runs (ANNLAB_MAX_QUEUED_RUNS)."},
+        400: MALFORMED_JSON,
+        404: problem("No dataset with the spec's `dataset` id."),
+        409: problem("The same Idempotency-Key is still being handled."),
+        413: TOO_LARGE,
+        422: problem(
+            "Invalid spec (the field is named), a spec that does not fit its "
+            "dataset, a spec over a limit, or an Idempotency-Key reused with another body."
+        ),
+        429: problem("Too many queued runs (ANNLAB_MAX_QUEUED_RUNS)."),
     },
     summary="Submit a training run",
 )
@@ -125,7 +130,7 @@ def get_metrics(run: ValidRun, session: SessionDep) -> MetricsOut:
     "/{run_id}/cancel",
     status_code=202,
     response_model=RunOut,
-    responses={**NOT_FOUND, 409: {"model": Problem, "description": "The run already finished."}},
+    responses={**NOT_FOUND, 409: problem("The run already finished.")},
     summary="Cancel a queued or running run",
 )
 def cancel_run(run: ValidRun, session: SessionDep) -> RunOut:

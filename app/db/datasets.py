@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, undefer
 
 from app.db.tables import DatasetRow, RunRow, utcnow
-from core.data import Dataset, dataset_from_npz_bytes, dataset_to_npz_bytes
+from core.data import Dataset
+from core.loaders import dataset_from_npz_bytes, dataset_to_npz_bytes
 from core.specs import Task
 from core.stopping import RunStatus
 

@@ -119,18 +119,9 @@ class Worker:
                 continue
             self.train_claimed(run_id)
 
-    def claim(self, run_id: str) -> bool:
-        """Claim this one run (an executor told which); False if it is not to be had."""
-        with transaction(self.factory) as session:
-            return run_store.claim(
-                session=session,
-                run_id=run_id,
-                worker_id=self.worker_id,
-                max_running_per_user=self.config.max_running_per_user,
-            )
-
     def train_claimed(self, run_id: str) -> None:
-        """Train a run this worker has claimed, to its end (or a pause)."""
+        """Train a run this worker has claimed (``claim_next`` here; an executor told
+        which run to train claims it with ``app.db.runs.claim``), to its end or a pause."""
         try:
             _Job(self, run_id).run()
         except Exception:

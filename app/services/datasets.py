@@ -13,8 +13,9 @@ from app.config import Settings
 from app.db import datasets as dataset_store
 from app.errors import Conflict, Forbidden, LimitExceeded, NotFound, limit_message
 from app.schemas import DatasetOut
-from core.data import Dataset, dataset_to_npz_bytes
+from core.data import Dataset
 from core.datasets import BUILTIN_DATASETS, load_builtin
+from core.loaders import dataset_to_npz_bytes
 from core.specs import DataShape
 
 #: Added to the 404 of a spec naming an unknown dataset.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.db.engine import transaction
 from app.db.users import create_user, revoke_user
+from app.services import runs as run_service
 from tests.support.waiting import wait_for
 
 from .conftest import API, TERMINAL, sse_events
@@ -372,16 +372,26 @@ def test_a_key_from_the_cli_opens_the_api(
 
 
 def test_the_events_of_a_run_deleted_mid_stream_end_without_a_made_up_status(
-    idle_client: TestClient,
+    idle_client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_id = idle_client.post(f"{API}/runs", json=TINY).json()["id"]
     events: list[tuple[str, Any]] = []
+    looks: list[object] = []
+    snapshot = run_service.snapshot
+
+    def counted(**kwargs: Any) -> object:
+        result = snapshot(**kwargs)
+        looks.append(result)
+        return result
+
+    monkeypatch.setattr(run_service, "snapshot", counted)
     # TestClient hands a response over once it is complete: read it in a thread
     reader = threading.Thread(
         target=lambda: events.extend(sse_events(idle_client, f"{API}/runs/{run_id}/events"))
     )
     reader.start()
-    time.sleep(0.5)  # the stream reports "queued" at once, then polls every 0.25 s
+    # The route's look (404 or not), then the stream's first, which reports "queued".
+    wait_for(lambda: len(looks) >= 2, timeout=10, message="the stream never looked at the run")
     assert idle_client.delete(f"{API}/runs/{run_id}").status_code == 204
     reader.join(timeout=10)
     assert not reader.is_alive(), "the stream did not end after the run was deleted"

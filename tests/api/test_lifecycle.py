@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from typing import Any
 
 import numpy as np
@@ -135,11 +134,9 @@ def test_cancelling_a_queued_run_then_a_finished_one(idle_client: TestClient) ->
 def test_cancelling_a_running_run(client: TestClient) -> None:
     run = submit(client, long_spec())
     wait_for(client, run["id"], lambda r: r["progress"]["epoch"] >= 1)
-    started = time.monotonic()
     response = client.post(f"{API}/runs/{run['id']}/cancel")
     assert response.status_code == 202
-    final = wait_for(client, run["id"], timeout=5)
-    assert time.monotonic() - started < 1.0
+    final = wait_for(client, run["id"], timeout=5)  # the latency bound is tests/e2e's
     assert (final["status"], final["stop_reason"]) == ("cancelled", "cancelled")
     assert client.get(f"{API}/runs/{run['id']}/weights").status_code == 409
 

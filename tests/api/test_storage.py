@@ -229,3 +229,29 @@ def test_readyz_is_503_when_the_schema_is_behind(database_url: str, tmp_path: An
         with engine.begin() as connection:
             connection.execute(text("DROP TABLE alembic_version"))
         assert client.get("/readyz").status_code == 503
+
+
+def test_a_claim_by_id_takes_that_run_only(factory: sessionmaker[Session]) -> None:
+    older, newer = queue_run(factory), queue_run(factory)
+    with transaction(factory) as session:
+        assert run_store.claim(session=session, run_id=newer, worker_id="w1")
+    with transaction(factory) as session:
+        assert not run_store.claim(session=session, run_id=newer, worker_id="w2"), "taken"
+        assert not run_store.claim(session=session, run_id="run_nope", worker_id="w2")
+        assert run_store.get_status(session=session, run_id=older) == "queued"
+        row = run_store.get_run(session=session, run_id=newer, owner_id=None)
+        assert row is not None and (row.status, row.claimed_by) == ("running", "w1")
+        assert row.heartbeat_at is not None, "the claim starts the lease"
+
+
+def test_a_claim_by_id_respects_the_per_user_limit(factory: sessionmaker[Session]) -> None:
+    first, second = queue_run(factory), queue_run(factory)
+    with transaction(factory) as session:
+        assert run_store.claim(
+            session=session, run_id=first, worker_id="w1", max_running_per_user=1
+        )
+    with transaction(factory) as session:
+        assert not run_store.claim(
+            session=session, run_id=second, worker_id="w2", max_running_per_user=1
+        )
+        assert run_store.claim(session=session, run_id=second, worker_id="w2")

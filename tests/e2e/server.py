@@ -22,6 +22,9 @@ from typing import Any
 
 import httpx
 
+from tests.support import specs
+from tests.support.waiting import TimedOut, wait_for
+
 ANNLAB = Path(sys.executable).with_name("annlab")
 API = "/api/v1"
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
@@ -150,9 +153,10 @@ class Server:
         return self
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
         last = "no answer"
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
+            nonlocal last
             if self.process is not None and self.process.poll() is not None:
                 raise AssertionError(
                     f"annlab serve exited with {self.process.returncode} before /readyz answered 200\n"
@@ -160,13 +164,19 @@ class Server:
                 )
             try:
                 response = httpx.get(f"{self.base_url}/readyz", timeout=2.0)
-                if response.status_code == 200:
-                    return
-                last = f"{response.status_code} {response.text[:200]}"
             except httpx.HTTPError as exc:
                 last = repr(exc)
-            time.sleep(0.1)
-        raise AssertionError(f"/readyz not 200 within {timeout}s (last: {last})\n{self.log_tail()}")
+                return False
+            last = f"{response.status_code} {response.text[:200]}"
+            return response.status_code == 200
+
+        wait_for(
+            ready,
+            timeout=timeout,
+            interval=0.1,
+            message="/readyz not 200",
+            describe=lambda: f"{last}\n{self.log_tail()}",
+        )
 
     @property
     def pid(self) -> int:
@@ -209,12 +219,8 @@ class Server:
         """Wait until no process of the server's group is left; return the stragglers if any."""
         assert self.process is not None
         pgid = self.process.pid
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            left = group_members(pgid)
-            if not left:
-                return []
-            time.sleep(0.05)
+        with contextlib.suppress(TimedOut):
+            wait_for(lambda: not group_members(pgid), timeout=timeout, interval=0.05)
         return group_members(pgid)
 
     def cleanup(self) -> None:
@@ -258,14 +264,7 @@ def wait_until(
     predicate: Callable[[], Any], timeout: float, message: str, interval: float = 0.05
 ) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail with ``message`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s: {message}")
-        time.sleep(interval)
+    return wait_for(predicate, timeout=timeout, message=message, interval=interval)
 
 
 # ------------------------------------------------------------------------ runs
@@ -294,15 +293,18 @@ def wait_status(
     timeout: float = 30.0,
 ) -> dict[str, Any]:
     """Poll the run until its status is one of ``statuses``; fail with the last Run seen."""
-    deadline = time.monotonic() + timeout
     run: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        run = get_run(client, run_id)
-        if run["status"] in statuses:
-            return run
-        time.sleep(0.05)
-    raise AssertionError(
-        f"run {run_id} not in {sorted(statuses)} within {timeout}s; last seen:\n{json.dumps(run, indent=1)[:2000]}"
+
+    def reached() -> dict[str, Any] | None:
+        run.update(get_run(client, run_id))
+        return dict(run) if run["status"] in statuses else None
+
+    return wait_for(
+        reached,
+        timeout=timeout,
+        interval=0.05,
+        message=f"run {run_id} not in {sorted(statuses)}",
+        describe=lambda: json.dumps(run, indent=1)[:2000],
     )
 
 
@@ -384,38 +386,15 @@ def sse_events(client: httpx.Client, path: str, timeout: float = 30.0) -> Iterat
 
 def iris_spec(**training: Any) -> dict[str, Any]:
     """A small, quick iris classifier (well under a second of training)."""
-    return {
-        "name": "e2e iris",
-        "dataset": "iris",
-        "model": {
-            "layers": [{"units": 8, "activation": "relu"}, {"units": 3, "activation": "softmax"}],
-            "init": "auto",
-        },
-        "loss": "cross_entropy",
-        "optimizer": {"type": "adam", "learning_rate": 0.01},
-        "training": {
-            "epochs": 30,
-            "batch_size": 16,
-            "seed": 0,
-            "validation_split": 0.2,
-            **training,
-        },
-        "dtype": "float64",
-    }
+    training = {"epochs": 30, "validation_split": 0.2, **training}
+    spec = specs.iris_spec(name="e2e iris", **training)
+    spec["model"]["init"] = "auto"
+    return spec
 
 
 def long_spec(epochs: int, seed: int = 0, name: str = "e2e long") -> dict[str, Any]:
     """An iris run whose length is set by ``epochs`` (pure SGD: 120 steps per epoch)."""
-    return {
-        "name": name,
-        "dataset": "iris",
-        "model": {
-            "layers": [{"units": 32, "activation": "tanh"}, {"units": 3, "activation": "softmax"}],
-        },
-        "optimizer": {"type": "sgd", "learning_rate": 0.01, "momentum": 0.9},
-        "training": {"epochs": epochs, "batch_size": 1, "seed": seed, "validation_split": 0.2},
-        "dtype": "float64",
-    }
+    return specs.long_spec(epochs, name=name, seed=seed, validation_split=0.2)
 
 
 def tiny_spec(seed: int = 0) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from tests.support.waiting import wait_for
+
 from .server import API, TERMINAL, Server, tiny_spec
 
 N_RUNS = 100
@@ -30,17 +32,24 @@ def test_a_hundred_concurrent_submissions_all_run(server: Server, client: httpx.
     ids = [response.json()["id"] for response in responses]
     assert len(set(ids)) == N_RUNS, "every submission got its own id"
 
-    deadline = time.monotonic() + 120
     pending = set(ids)
     final: dict[str, dict] = {}
-    while pending and time.monotonic() < deadline:
+
+    def all_finished() -> bool:
         for run_id in list(pending):
             run = client.get(f"{API}/runs/{run_id}").json()
             if run["status"] in TERMINAL:
                 final[run_id] = run
                 pending.discard(run_id)
-        time.sleep(0.2)
-    assert not pending, f"{len(pending)} of {N_RUNS} runs not finished within 120 s"
+        return not pending
+
+    wait_for(
+        all_finished,
+        timeout=120,
+        interval=0.2,
+        message=f"not all of {N_RUNS} runs finished",
+        describe=lambda: f"{len(pending)} pending",
+    )
     failed = {
         run_id: (run["status"], run["error"])
         for run_id, run in final.items()
@@ -101,15 +110,22 @@ def mixed_burst(server: Server, client: httpx.Client, timeout: float = 60) -> di
         assert client.get(f"{API}/runs/{run_id}").status_code == 404
 
     pending = accepted - deleted
-    deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
+
+    def all_finished() -> bool:
         for run_id in list(pending):
             run = client.get(f"{API}/runs/{run_id}").json()
             if run["status"] in TERMINAL:
                 assert run["status"] == "succeeded", run
                 pending.discard(run_id)
-        time.sleep(0.1)
-    assert not pending, f"{len(pending)} accepted runs not finished within {timeout}s"
+        return not pending
+
+    wait_for(
+        all_finished,
+        timeout=timeout,
+        interval=0.1,
+        message="not all accepted runs finished",
+        describe=lambda: f"{len(pending)} pending",
+    )
     log = server.log_text()[log_start:]
     assert "database is locked" not in log.lower(), "SQLite lock contention reached the log"
     assert "Traceback" not in log, "the server logged a traceback during the burst"

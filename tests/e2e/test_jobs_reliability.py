@@ -55,7 +55,6 @@ def test_sigterm_pauses_running_runs_at_a_batch_and_they_resume_bit_for_bit(make
         ]
         for run in runs:
             wait_epoch(client, run["id"], 3, timeout=30)
-        time.sleep(0.3)
         at_stop = {run["id"]: get_run(client, run["id"])["progress"]["epoch"] for run in runs}
 
     elapsed = server.stop(signal.SIGTERM, timeout=10)
@@ -108,7 +107,6 @@ def test_a_run_whose_worker_dies_three_times_fails_saying_so(make_server) -> Non
                 return fresh[0] if len(fresh) == 1 else None
 
             pid = wait_until(training_worker, 30, f"run not running again before kill {attempt}")
-            time.sleep(0.3)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             killed.append(pid)
