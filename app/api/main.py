@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from app.api import datasets, events, health, optimizers, predict, runs
+from app.api import datasets, evaluation, events, health, optimizers, predict, runs
 from app.deps import require_user
 from app.schemas import Problem
 
@@ -22,6 +22,7 @@ api_router = APIRouter(prefix=API_PREFIX)
 api_router.include_router(datasets.router)
 api_router.include_router(runs.router)
 api_router.include_router(events.router)
+api_router.include_router(evaluation.router)
 api_router.include_router(predict.router)
 api_router.include_router(optimizers.router)
 
