@@ -285,6 +285,14 @@ class LayerDocument(BaseModel):
 
 
 class WeightsDocument(BaseModel):
+    task: Task = Field(description="`classification` or `regression`.")
+    class_names: list[str] | None = Field(
+        description="Class names in output order; null for regression."
+    )
+    feature_names: list[str] | None = Field(
+        description="The input columns, in order (null for models trained before 0.1)."
+    )
+    dataset_name: str | None = Field(description="The name of the dataset it was trained on.")
     dtype: str = Field(description="`float32` or `float64`.")
     standardize: StandardizeDoc | None = Field(
         description="z-scoring applied before the first layer."
