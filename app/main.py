@@ -20,6 +20,7 @@ from app.db.users import ensure_local_user
 from app.http import BodyLimitMiddleware, install_error_handlers
 from app.jobs.registry import make_executor
 from app.metrics import install_metrics
+from app.run_schemas import PredictRecordsRequest
 from app.schemas import PredictRequest
 from app.services.runs import InFlightKeys
 from app.services.serving import ModelCache
@@ -97,10 +98,11 @@ def _finish_openapi(app: FastAPI) -> None:
         if app.openapi_schema is None:
             document = build()
             schemas = document.setdefault("components", {}).setdefault("schemas", {})
-            schemas.setdefault(
-                "PredictRequest",
-                PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}"),
-            )
+            for model in (PredictRequest, PredictRecordsRequest):
+                schemas.setdefault(
+                    model.__name__,
+                    model.model_json_schema(ref_template="#/components/schemas/{model}"),
+                )
             _drop_unreferenced(document, schemas)
             # Always declared, so /docs has its Authorize button; with auth on the
             # routes also require it (``require_user``).

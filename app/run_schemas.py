@@ -73,3 +73,29 @@ class EvaluationOut(BaseModel):
 class SplitOut(BaseModel):
     train: list[int] = Field(description="Row indices of the training rows, in order.")
     validation: list[int] = Field(description="Row indices held out for validation.")
+
+
+class PredictRecordsRequest(BaseModel):
+    """Rows by feature name (any order); every record has every feature of the model."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "records": [
+                        {
+                            "sepal_length": 5.1,
+                            "sepal_width": 3.5,
+                            "petal_length": 1.4,
+                            "petal_width": 0.2,
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+
+    records: list[dict[str, float]] = Field(
+        min_length=1, description="One object per row: feature name → finite number."
+    )

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from app.api.predict_body import predict_inputs
+from app.api.predict_body import NamedInputs, predict_inputs
 from app.api.runs import NOT_FOUND
 from app.deps import (
     RUN_ID_MAX_LENGTH,
@@ -81,7 +81,21 @@ PREDICT_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/PredictRequest"},
+                        {"$ref": "#/components/schemas/PredictRecordsRequest"},
+                    ]
+                }
+            },
+            "text/csv": {
+                "schema": {
+                    "type": "string",
+                    "description": "A header row of feature names (any order), then rows.",
+                },
+                "example": "petal_length,sepal_length,petal_width,sepal_width\n1.4,5.1,0.2,3.5\n",
+            },
         },
     }
 }
@@ -138,7 +152,12 @@ def get_weights(
 )
 async def predict(run_id: RunId, request: Request, user: CurrentUser) -> Response:
     state = request.app.state
-    matrix, rows = predict_inputs(await request.body(), request.headers.get("content-type"))
+    parsed = predict_inputs(await request.body(), request.headers.get("content-type"))
+    named: NamedInputs | None = None
+    if isinstance(parsed, NamedInputs):
+        named, matrix, rows = parsed, parsed.matrix, None
+    else:
+        matrix, rows = parsed
     serving.check_predict_rows(
         n_rows=len(matrix) if matrix is not None else len(rows or []), settings=state.settings
     )
@@ -147,6 +166,8 @@ async def predict(run_id: RunId, request: Request, user: CurrentUser) -> Respons
     entry = serving.cached_model(cache=cache, key=key, scope=user.scope)
     if entry is None:  # a miss: the run and its model, in the thread pool
         entry = await run_in_threadpool(_load, state.session_factory, cache, key, user.scope)
+    if named is not None:  # records or CSV: columns by name, in the model's order
+        matrix = named.for_features(entry.model.feature_names)
     inputs = serving.input_matrix(model=entry, matrix=matrix, rows=rows)
     if len(inputs) <= INLINE_PREDICT_ROWS:
         result = serving.try_predict(model=entry, inputs=inputs)
