@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from app import offload
 from app.api.docs import HeadAsGetMiddleware, install_docs
 from app.api.main import include_api
 from app.config import Settings
@@ -149,6 +150,7 @@ def _start(app: FastAPI, settings: Settings) -> None:
 
 
 def _stop(app: FastAPI) -> None:
+    offload.shutdown()
     executor = getattr(app.state, "executor", None)
     if executor is not None:
         executor.shutdown(graceful=True)

@@ -380,7 +380,9 @@ def test_a_key_from_the_cli_opens_the_api(
     make_client: Callable[..., TestClient], tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
-    key = run_cli(data_dir, "create", "alice", "--create").stdout.strip()  # before the server ever ran
+    key = run_cli(
+        data_dir, "create", "alice", "--create"
+    ).stdout.strip()  # before the server ever ran
     client = make_client(auth=True, executor="none", data_dir=data_dir)
     assert client.get(f"{API}/runs", headers=bearer(key)).status_code == 200
     assert run_cli(data_dir, "revoke", "alice").exit_code == 0  # while it runs
