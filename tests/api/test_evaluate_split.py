@@ -99,6 +99,11 @@ def test_regression_report_by_hand(client: TestClient) -> None:
     assert report["rmse"] == pytest.approx(math.sqrt(mse))
     assert report["mae"] == pytest.approx(sum(abs(e) for e in errors) / 5)
     assert report["r2"] == pytest.approx(r2)
+    # its own validation rows (no body), and the whole dataset by id
+    own = client.post(f"{API}/runs/{final['id']}/evaluate").json()
+    assert own["n"] == 80 and own["loss"] == pytest.approx(final["metrics"]["val_loss"], rel=1e-9)
+    whole = client.post(f"{API}/runs/{final['id']}/evaluate", json={"dataset": "sine"}).json()
+    assert whole["n"] == 400 and set(whole) == set(report)
 
 
 def test_sklearn_agrees_when_installed(client: TestClient, iris_run: dict[str, Any]) -> None:
