@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     max_run_seconds: float | None = Field(
         None,
         ge=0,
-        description="Seconds of training per run, then it fails; 0 = none. Default: "
+        description="Seconds of training per run, then it ends keeping its model (succeeded, "
+        "stop_reason interrupted); 0 = none. Default: "
         f"{DEFAULT_AUTH_MAX_RUN_SECONDS:g} (4 h) with auth on, so that no student's run holds "
         "a worker for ever; none with auth off.",
     )

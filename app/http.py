@@ -300,6 +300,8 @@ def allowed_methods(request: Request) -> list[str]:
         route_methods = getattr(context.original_route, "methods", None)
         if route_methods and context.path and _path_regex(context.path).match(path):
             methods.update(route_methods)
+    if "GET" in methods:  # app.api.docs.HeadAsGetMiddleware answers HEAD wherever GET works
+        methods.add("HEAD")
     return sorted(methods)
 
 

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from app.api.query import StrictQuery
 from app.api.upload_form import read_upload_form
 from app.config import Settings
 from app.db.engine import write_session
 from app.deps import CurrentUser, SessionDep, SettingsDep
 from app.errors import BadRequest, UnsupportedMediaType
-from app.http import GuardedRoute
+from app.http import GuardedRoute, ORJSONResponse
 from app.offload import offload_process
 from app.schemas import (
     DATASET_EXAMPLE,
@@ -29,6 +30,7 @@ from app.schemas import (
 )
 from app.services import datasets as dataset_service
 from core.data import Dataset
+from core.dataset_export import dataset_to_csv, dataset_to_json
 from core.errors import DatasetError
 from core.loaders import dataset_from_csv, dataset_from_json
 from core.specs import NAME_MAX_LENGTH
@@ -92,6 +94,11 @@ _UPLOAD_BODY: dict[str, Any] = {
                         "name": {
                             "type": "string",
                             "description": "Dataset name (default: the file name).",
+                        },
+                        "delimiter": {
+                            "type": "string",
+                            "description": "`,`, `;` or `\\t` (tab); default: detected from "
+                            "the header row.",
                         },
                     },
                 }
@@ -198,6 +205,7 @@ def _from_form(
     target = fields.get("target")
     task = fields.get("task")
     name = fields.get("name")
+    delimiter = fields.get("delimiter")
     missing = [
         field
         for field, value in (("file", content), ("target", target), ("task", task))
@@ -223,7 +231,9 @@ def _from_form(
             field=field,
         )
     try:
-        return dataset_from_csv(content=content, target=target, task=task, name=dataset_name)
+        return dataset_from_csv(
+            content=content, target=target, task=task, name=dataset_name, delimiter=delimiter
+        )
     except DatasetError as exc:
         # A problem inside the CSV ("line 3, column 'x'") is in the `file` part of the form.
         if exc.field not in _FORM_FIELDS:
@@ -231,7 +241,7 @@ def _from_form(
         raise
 
 
-_FORM_FIELDS = ("file", "target", "task", "name")
+_FORM_FIELDS = ("file", "target", "task", "name", "delimiter")
 
 
 @router.delete(
@@ -240,10 +250,54 @@ _FORM_FIELDS = ("file", "target", "task", "name")
     responses={
         **NOT_FOUND,
         403: problem("Built-in datasets cannot be deleted."),
-        409: problem("A queued or running run uses the dataset."),
+        409: problem(
+            "A queued or running run uses the dataset, or finished runs do and `force` is "
+            "not set (the message says how many)."
+        ),
     },
+    dependencies=[StrictQuery],
     summary="Delete an uploaded dataset",
 )
-def delete_dataset(dataset_id: DatasetId, session: SessionDep, user: CurrentUser) -> Response:
-    dataset_service.delete_dataset(session=session, dataset_id=dataset_id, owner_id=user.scope)
+def delete_dataset(
+    dataset_id: DatasetId,
+    session: SessionDep,
+    user: CurrentUser,
+    force: Annotated[
+        bool, Query(description="Delete it although finished runs refer to it.")
+    ] = False,
+) -> Response:
+    dataset_service.delete_dataset(
+        session=session, dataset_id=dataset_id, owner_id=user.scope, force=force
+    )
     return Response(status_code=204)
+
+
+@router.get(
+    "/{dataset_id}/data",
+    responses={
+        **NOT_FOUND,
+        200: {
+            "description": "`format=csv`: a header row of names, the target column(s) last; "
+            "`format=json`: the JSON body of an upload (`POST /datasets`) of the same data.",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        },
+    },
+    dependencies=[StrictQuery],
+    summary="Download a dataset (CSV or JSON)",
+)
+def download_dataset(
+    dataset_id: DatasetId,
+    session: SessionDep,
+    user: CurrentUser,
+    format: Annotated[Literal["csv", "json"], Query(description="`csv` (default) or `json`.")] = (
+        "csv"
+    ),
+) -> Response:
+    data = dataset_service.load_dataset(session=session, dataset_id=dataset_id, owner_id=user.scope)
+    if format == "json":
+        return ORJSONResponse(dataset_to_json(data))
+    return Response(
+        dataset_to_csv(data),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{dataset_id}.csv"'},
+    )

@@ -5,6 +5,7 @@ streams follow it."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -19,7 +20,6 @@ from app.errors import NotFound
 from app.http import GuardedRoute
 from app.schemas import EpochMetricsOut
 from app.services.run_feed import run_feeds
-from app.services.runs import RunSnapshot
 from core.stopping import RunStatus
 
 router = APIRouter(prefix="/runs", tags=["runs"], route_class=GuardedRoute)
@@ -83,6 +83,47 @@ EVENT_ITEM_SCHEMA: dict[str, Any] = {
 }
 
 
+#: (status, stop_reason, error): what a status event says.
+StatusKey = tuple[str, str | None, str | None]
+RUNNING: StatusKey = (RunStatus.RUNNING.value, None, None)
+
+
+@dataclass(frozen=True)
+class EventIds:
+    """Where a stream is: the last epoch sent and the status events sent so far.
+
+    A ``progress`` event's id is its epoch (``12``); a ``status`` event's id is its
+    number on the stream and the epoch it follows (``12:s3``), so that a client
+    reconnecting with ``Last-Event-ID`` (either kind) gets the epochs after that one,
+    each once, and status numbers that go on counting."""
+
+    epoch: int = 0
+    statuses: int = 0
+
+    @classmethod
+    def parse(cls, header: str | None) -> EventIds:
+        """The ids after ``Last-Event-ID`` (none, or not one of ours: from the start)."""
+        epoch_text, _, status_text = (header or "").strip().partition(":s")
+        if not epoch_text.isdigit() or (status_text and not status_text.isdigit()):
+            return cls()
+        return cls(epoch=int(epoch_text), statuses=int(status_text or 0))
+
+    def next_status(self) -> EventIds:
+        return EventIds(self.epoch, self.statuses + 1)
+
+    def at_epoch(self, epoch: int) -> EventIds:
+        return EventIds(epoch, self.statuses)
+
+    @property
+    def status_id(self) -> str:
+        return f"{self.epoch}:s{self.statuses}"
+
+
+def _progress_data(epoch: int, values: dict[str, Any], epochs: int) -> str:
+    event = ProgressEvent(epoch=epoch, epochs=epochs, metrics=EpochMetricsOut(**values))
+    return event.model_dump_json()
+
+
 @router.get(
     "/{run_id}/events",
     responses={
@@ -110,9 +151,12 @@ async def run_events(run_id: RunId, request: Request, user: CurrentUser) -> Stre
         run_feeds(request.app.state, lambda: factory).release(feed)
         raise NotFound(f"run {run_id!r} not found")
 
+    resume = EventIds.parse(request.headers.get("last-event-id"))
+
     async def stream() -> AsyncIterator[bytes]:
-        last_status: tuple[str, str | None, str | None] | None = None
-        async for update in feed.follow(heartbeat=PING_SECONDS):
+        ids = resume
+        sent: StatusKey | None = None  # the last status sent on this stream
+        async for update in feed.follow(heartbeat=PING_SECONDS, after_epoch=ids.epoch):
             if update is None:
                 yield PING
                 continue
@@ -120,23 +164,32 @@ async def run_events(run_id: RunId, request: Request, user: CurrentUser) -> Stre
             if state is None:  # deleted while watched: no status to report, just end
                 return
             chunk = b""
+            current: StatusKey = (state.status.value, state.stop_reason, state.error)
+            if sent is None:  # the first event is always the current status
+                sent = current
+                chunk += _status(ids := ids.next_status(), current)
             if update.metrics:
+                if sent[0] == RunStatus.QUEUED:  # it started (and maybe ended) meanwhile
+                    sent = RUNNING if current[0] != RunStatus.RUNNING else current
+                    chunk += _status(ids := ids.next_status(), sent)
                 first, last = update.metrics[0][0], update.metrics[-1][0]
-                chunk = feed.cached(
+                chunk += feed.cached(
                     ("progress", first, last), partial(_progress, update.metrics, state.epochs)
                 )
-            status = (state.status.value, state.stop_reason, state.error)
-            if status != last_status:
-                last_status = status
-                chunk += feed.cached(("status", *status), partial(_status, state))
+                ids = ids.at_epoch(last)
+                if state.terminal:
+                    sent = None  # after the history: the final status again, last
+            if current != sent:
+                sent = current
+                chunk += _status(ids := ids.next_status(), current)
             if chunk:
                 yield chunk  # one send per update, however many epochs it brings
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-def _event(name: str, data: str) -> bytes:
-    return f"event: {name}\r\ndata: {data}\r\n\r\n".encode()
+def _event(name: str, data: str, event_id: str) -> bytes:
+    return f"id: {event_id}\r\nevent: {name}\r\ndata: {data}\r\n\r\n".encode()
 
 
 def _progress(metrics: list[tuple[int, dict[str, Any]]], epochs: int) -> bytes:
@@ -146,11 +199,12 @@ def _progress(metrics: list[tuple[int, dict[str, Any]]], epochs: int) -> bytes:
             ProgressEvent(
                 epoch=epoch, epochs=epochs, metrics=EpochMetricsOut(**values)
             ).model_dump_json(),
+            str(epoch),
         )
         for epoch, values in metrics
     )
 
 
-def _status(state: RunSnapshot) -> bytes:
-    change = StatusEvent(status=state.status, stop_reason=state.stop_reason, error=state.error)
-    return _event("status", change.model_dump_json())
+def _status(ids: EventIds, status: StatusKey) -> bytes:
+    change = StatusEvent(status=RunStatus(status[0]), stop_reason=status[1], error=status[2])
+    return _event("status", change.model_dump_json(), ids.status_id)

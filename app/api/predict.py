@@ -19,7 +19,7 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from app.api.predict_body import predict_inputs
+from app.api.predict_body import NamedInputs, predict_inputs
 from app.config import Settings
 from app.deps import (
     RUN_ID_MAX_LENGTH,
@@ -105,7 +105,21 @@ PREDICT_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/PredictRequest"},
+                        {"$ref": "#/components/schemas/PredictRecordsRequest"},
+                    ]
+                }
+            },
+            "text/csv": {
+                "schema": {
+                    "type": "string",
+                    "description": "A header row of feature names (any order), then rows.",
+                },
+                "example": "petal_length,sepal_length,petal_width,sepal_width\n1.4,5.1,0.2,3.5\n",
+            },
         },
     }
 }
@@ -172,9 +186,15 @@ async def predict(
     content_type = request.headers.get("content-type")
     check_row_bound(body, state.settings)
     if len(body) > INLINE_PARSE_BYTES:
-        matrix, rows = await run_in_threadpool(predict_inputs, body, content_type)
+        parsed = await run_in_threadpool(predict_inputs, body, content_type)
     else:
-        matrix, rows = predict_inputs(body, content_type)
+        parsed = predict_inputs(body, content_type)
+    named: NamedInputs | None = None
+    matrix: np.ndarray | None
+    if isinstance(parsed, NamedInputs):  # records or CSV: columns by name
+        named, matrix, rows = parsed, parsed.matrix, None
+    else:
+        matrix, rows = parsed
     serving.check_predict_rows(
         n_rows=len(matrix) if matrix is not None else len(rows or []), settings=state.settings
     )
@@ -183,6 +203,8 @@ async def predict(
     entry = serving.cached_model(cache=cache, key=key, scope=user.scope)
     if entry is None:  # a miss: the run and its model, in the thread pool
         entry = await run_in_threadpool(_load, state.session_factory, cache, key, user.scope)
+    if named is not None:  # records or CSV: columns by name, in the model's order
+        matrix = named.for_features(entry.model.feature_names)
     inputs = serving.input_matrix(model=entry, matrix=matrix, rows=rows)
     if len(inputs) <= INLINE_PREDICT_ROWS:
         result = serving.try_predict(model=entry, inputs=inputs)

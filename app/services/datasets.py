@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db import datasets as dataset_store
+from app.db import runs as run_store
 from app.errors import Conflict, Forbidden, LimitExceeded, NotFound, limit_message
 from app.schemas import DatasetOut
 from core.data import Dataset
@@ -130,9 +131,12 @@ def create_dataset(*, session: Session, owner_id: str, dataset: Dataset, data: b
     return DatasetOut.from_row(row)
 
 
-def delete_dataset(*, session: Session, dataset_id: str, owner_id: str | None) -> None:
+def delete_dataset(
+    *, session: Session, dataset_id: str, owner_id: str | None, force: bool = False
+) -> None:
     """Delete an upload: 403 built-in, 404 unknown, 409 while a queued or running run
-    uses it; commits."""
+    uses it, and 409 (naming how many) when finished runs refer to it unless ``force``
+    (they keep their models: serving reads only the stored weights); commits."""
     if is_builtin(dataset_id):
         raise Forbidden(f"{dataset_id!r} is a built-in dataset and cannot be deleted")
     row = dataset_store.get_dataset(session=session, dataset_id=dataset_id, owner_id=owner_id)
@@ -140,5 +144,12 @@ def delete_dataset(*, session: Session, dataset_id: str, owner_id: str | None) -
         raise _not_found(dataset_id)
     if dataset_store.is_in_use(session=session, dataset_id=dataset_id):
         raise Conflict(f"dataset {dataset_id!r} is used by a queued or running run")
+    used_by = run_store.count_using_dataset(session=session, dataset_id=dataset_id)
+    if used_by and not force:
+        raise Conflict(
+            f"dataset {dataset_id!r} is used by {used_by} run(s): delete with ?force=true to "
+            "delete it anyway (the runs keep their models; evaluating them on their own "
+            "validation rows will no longer work)"
+        )
     dataset_store.delete_dataset(session=session, dataset_id=dataset_id)
     session.commit()

@@ -99,10 +99,13 @@ class RunFeed:
             self.feeds.forget(self)
             self._publish()
 
-    async def follow(self, heartbeat: float | None = None) -> AsyncIterator[FeedUpdate | None]:
-        """The run's updates from its first epoch on, until it is deleted or finished;
-        None after ``heartbeat`` seconds without one (for a keep-alive)."""
-        sent_epoch, seen = 0, 0
+    async def follow(
+        self, heartbeat: float | None = None, after_epoch: int = 0
+    ) -> AsyncIterator[FeedUpdate | None]:
+        """The run's updates from epoch ``after_epoch`` + 1 on (a resumed stream: what it
+        missed), until it is deleted or finished; None after ``heartbeat`` seconds
+        without one (for a keep-alive)."""
+        sent_epoch, seen = max(0, after_epoch), 0
         self.subscribers += 1
         try:
             if self.task is None:

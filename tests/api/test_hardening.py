@@ -83,10 +83,10 @@ def test_an_unsupported_content_encoding_is_415(idle_client: TestClient) -> None
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("OPTIONS", f"{API}/runs/x", "DELETE, GET"),
-        ("PUT", f"{API}/runs", "GET, POST"),
+        ("OPTIONS", f"{API}/runs/x", "DELETE, GET, HEAD, PATCH"),
+        ("PUT", f"{API}/runs", "GET, HEAD, POST"),
         ("GET", f"{API}/runs/x/predict", "POST"),
-        ("OPTIONS", "/healthz", "GET"),
+        ("OPTIONS", "/healthz", "GET, HEAD"),
     ],
 )
 def test_every_405_allows_every_method_of_the_path(

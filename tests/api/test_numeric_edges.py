@@ -98,12 +98,14 @@ def test_a_constant_feature_trains(client: TestClient) -> None:
 
 @pytest.mark.parametrize("split", [0.0, 0.2])
 def test_one_sample_per_class_trains(client: TestClient, split: float) -> None:
-    data = dataset(client, [[0.0], [1.0], [2.0]], [0, 1, 2])
+    # classes with one sample (and at most half as many classes as rows: an upload with
+    # more is refused as a likely regression target)
+    data = dataset(client, [[0.0], [1.0], [2.0], [2.5], [3.0], [3.5]], [0, 1, 2, 2, 2, 2])
     assert_sane_success(client, finished(client, spec(data, softmax(3), validation_split=split)))
 
 
 def test_more_classes_than_validation_rows_trains(client: TestClient) -> None:
-    data = dataset(client, [[float(i), float(i % 3)] for i in range(6)], [0, 1, 2, 3, 4, 0])
+    data = dataset(client, [[float(i), float(i % 3)] for i in range(10)], [0, 1, 2, 3, 4] * 2)
     run = finished(client, spec(data, softmax(5), validation_split=0.2))
     assert_sane_success(client, run)
     assert run["metrics"]["val_accuracy"] is not None

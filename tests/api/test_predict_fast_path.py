@@ -132,7 +132,7 @@ def test_rejections_keep_fastapis_shapes(client: TestClient) -> None:
         (b'{"inputs": [[1, 2, 3, 4]], "extra": 1}', ["body", "extra"]),
         (b'{"inputs": [[1, 2, null, 4]]}', ["body", "inputs", 0, 2]),
         (b'{"inputs": [[1, 2, [3], 4]]}', ["body", "inputs", 0, 2]),
-        (b'{"inputs": [1, 2, 3, 4]}', ["body", "inputs", 0]),
+        (b'{"inputs": [1, 2, 3, 4]}', ["body", "inputs"]),  # a flat row: one message
         (b'{"inputs": "1, 2, 3, 4"}', ["body", "inputs"]),
         (b"[[1, 2, 3, 4]]", ["body"]),
         (b'{"inputs": []}', ["body", "inputs"]),

@@ -80,7 +80,9 @@ def test_a_csv_upload_becomes_a_dataset_that_trains(client: httpx.Client) -> Non
     assert wait_status(client, run["id"])["status"] == "succeeded"
     predicted = client.post(f"{API}/runs/{run['id']}/predict", json={"inputs": [[0, 1]]}).json()
     assert predicted["predictions"][0] in ("no", "yes")
-    assert client.delete(f"{API}/datasets/{dataset['id']}").status_code == 204
+    refused = client.delete(f"{API}/datasets/{dataset['id']}")  # a run refers to it
+    assert refused.status_code == 409 and "1 run" in refused.json()["detail"]
+    assert client.delete(f"{API}/datasets/{dataset['id']}?force=true").status_code == 204
     assert client.get(f"{API}/datasets/{dataset['id']}").status_code == 404
 
 
@@ -117,7 +119,9 @@ def test_a_dataset_used_by_a_running_run_cannot_be_deleted(
     finally:
         client.post(f"{API}/runs/{run['id']}/cancel")
         wait_status(client, run["id"], timeout=10)
-    assert client.delete(f"{API}/datasets/{own_dataset}").status_code == 204
+    # the cancelled run still refers to it: only with force
+    assert client.delete(f"{API}/datasets/{own_dataset}").status_code == 409
+    assert client.delete(f"{API}/datasets/{own_dataset}?force=true").status_code == 204
 
 
 def test_an_unknown_spec_field_is_422_naming_it(client: httpx.Client) -> None:
