@@ -59,6 +59,7 @@ def serve(
 
     settings = _settings(workers=workers, data_dir=data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _refuse_newer_database(settings)
     typer.echo(
         f"annlab listening on http://{host}:{port} (workers: {settings.workers}, "
         f"data: {settings.data_dir.resolve()}, database: {_database_shown(settings)})",
@@ -70,6 +71,20 @@ def serve(
         timeout_graceful_shutdown=3,
         log_level="info",
     )
+
+
+def _refuse_newer_database(settings: Settings) -> None:
+    """Exit 1 with both revisions named when a newer annlab migrated the database."""
+    from app.db.engine import make_engine
+    from app.db.migrate import SchemaTooNewError, check_not_newer
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        check_not_newer(engine)
+    except SchemaTooNewError as exc:
+        _fail(f"annlab serve refuses to start: {exc}")
+    finally:
+        engine.dispose()
 
 
 @cli.command()
@@ -220,6 +235,9 @@ def revoke_user(
 from app.cli_client import register as register_client_commands  # noqa: E402
 
 register_client_commands(cli)  # submit, follow, runs, show, ..., experiment, models
+from app.cli_db import register as register_db_commands  # noqa: E402
+
+register_db_commands(cli)  # db current | upgrade | downgrade
 
 
 def main() -> None:
