@@ -237,7 +237,7 @@ from app.cli_client import register as register_client_commands  # noqa: E402
 register_client_commands(cli)  # submit, follow, runs, show, ..., experiment, models
 from app.cli_db import register as register_db_commands  # noqa: E402
 
-register_db_commands(cli)  # db current | upgrade | downgrade
+register_db_commands(cli)  # db current | upgrade | downgrade, backup, restore
 
 
 def main() -> None:

@@ -98,5 +98,64 @@ def downgrade(
     _move(data_dir, "downgrade", revision)
 
 
+def backup(
+    file: Annotated[Path, typer.Argument(help="Where to write the backup (a SQLite file).")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Back the database up into FILE: a consistent copy, safe while runs train.
+
+    SQLite only (its online backup API); for PostgreSQL the pg_dump line is printed."""
+    from app.db.backup import BackupError, backup_sqlite, pg_dump_command, sqlite_path
+
+    settings = Settings(data_dir=data_dir) if data_dir is not None else Settings()
+    url = settings.resolved_database_url
+    try:
+        database = sqlite_path(url)
+        if database is None:
+            typer.echo(
+                "error: annlab backup copies SQLite databases; for PostgreSQL run:", err=True
+            )
+            typer.echo(pg_dump_command(url, file))
+            raise typer.Exit(code=2)
+        revision = backup_sqlite(database, file)
+    except BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(
+        f"backed up {database} to {file} ({file.stat().st_size} bytes, migration {revision})"
+    )
+
+
+def restore(
+    file: Annotated[Path, typer.Argument(help="A file written by `annlab backup`.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a database that already holds data.")
+    ] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Restore FILE as the data directory's database (stop the server first).
+
+    Refuses to replace a database holding data unless --force. On its next start the
+    server migrates an older backup to head and requeues runs that were running."""
+    from app.db.backup import BackupError, restore_sqlite, sqlite_path
+
+    settings = Settings(data_dir=data_dir) if data_dir is not None else Settings()
+    try:
+        database = sqlite_path(settings.resolved_database_url)
+        if database is None:
+            raise BackupError(
+                "annlab restore writes SQLite databases; for PostgreSQL use "
+                "pg_restore --clean --no-owner --dbname URL FILE"
+            )
+        revision = restore_sqlite(file, database, force=force)
+    except BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"restored {file} into {database} (migration {revision})")
+
+
 def register(cli: typer.Typer) -> None:
+    """``annlab db ...``, ``annlab backup FILE`` and ``annlab restore FILE``."""
     cli.add_typer(db_cli, name="db")
+    cli.command("backup")(backup)
+    cli.command("restore")(restore)
