@@ -56,16 +56,21 @@ def serve(
     import uvicorn
 
     from app.main import create_app
+    from app.web_security import CorsSettingError
 
     settings = _settings(workers=workers, data_dir=data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _refuse_newer_database(settings)
+    try:
+        app = create_app(settings)
+    except CorsSettingError as exc:
+        _fail(f"annlab serve refuses to start: {exc}")
     typer.echo(
         f"annlab listening on http://{host}:{port} (workers: {settings.workers}, "
         f"data: {settings.data_dir.resolve()}, database: {_database_shown(settings)})",
     )
     uvicorn.run(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         timeout_graceful_shutdown=3,

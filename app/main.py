@@ -23,6 +23,7 @@ from app.schemas import PredictRequest
 from app.services.runs import InFlightKeys
 from app.services.serving import ModelCache
 from app.web.routes import mount_web
+from app.web_security import install_web_security
 
 log = logging.getLogger("annlab")
 
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     include_api(app, auth=settings.auth)
     _finish_openapi(app)
     mount_web(app)  # the dashboard (app/web): pages, /static, /vendor
+    install_web_security(app, settings)  # CORS, CSP, nosniff (outermost: every response)
     return app
 
 
