@@ -28,6 +28,7 @@ from app.jobs.base import Executor
 from app.limits import check_spec_limits
 from app.services import datasets
 from app.services.auth import Caller
+from app.services.number_checks import check_numbers_fit
 from app.services.serving import ModelCache
 from core.specs import RunSpec, check_against_dataset
 from core.stopping import TERMINAL_STATUSES, RunStatus
@@ -90,6 +91,7 @@ def prepare_run(
     (422 naming the setting); no write."""
     shape = datasets.get_shape(session=session, dataset_id=spec.dataset, owner_id=caller.scope)
     normalised = check_against_dataset(spec, shape)
+    check_numbers_fit(session=session, spec=normalised, owner_id=caller.scope)  # 422 at the door
     n_parameters = check_spec_limits(normalised, n_features=shape.n_features, settings=settings)
     return PreparedRun(spec=normalised, n_parameters=n_parameters)
 
