@@ -73,17 +73,37 @@ def serve(
     import uvicorn
 
     from app.main import create_app
+    from app.web_security import CorsSettingError
 
     settings = _settings(workers=workers, data_dir=data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _refuse_newer_database(settings)
+    try:
+        app = create_app(settings)
+    except CorsSettingError as exc:
+        _fail(f"annlab serve refuses to start: {exc}")
     typer.echo(_startup_line(settings, host=host, port=port))
     uvicorn.run(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         timeout_graceful_shutdown=3,
         log_level="info",
     )
+
+
+def _refuse_newer_database(settings: Settings) -> None:
+    """Exit 1 with both revisions named when a newer annlab migrated the database."""
+    from app.db.engine import make_engine
+    from app.db.migrate import SchemaTooNewError, check_not_newer
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        check_not_newer(engine)
+    except SchemaTooNewError as exc:
+        _fail(f"annlab serve refuses to start: {exc}")
+    finally:
+        engine.dispose()
 
 
 @cli.command()
@@ -237,7 +257,7 @@ def revoke_user(
     name: Annotated[str, typer.Argument(help="The user whose key stops working.")],
     data_dir: DataDirOption = None,
 ) -> None:
-    """Revoke a user's key: their next request is a 401.
+    """Revoke a user's key: their next request is a 401; their queued runs are cancelled.
 
     Their datasets and runs stay (admins still see them); the name stays taken."""
     from app.db.users import UserError
@@ -245,13 +265,74 @@ def revoke_user(
 
     try:
         with _database(data_dir) as session:
-            user, revoked_now = store_revoke(session=session, name=name)
+            user, revoked_now, cancelled = store_revoke(session=session, name=name)
     except UserError as exc:
         _fail(str(exc))
     if revoked_now:
         typer.echo(f"revoked {name!r}: their key no longer works")
     else:
         typer.echo(f"{name!r} was already revoked on {_when(user.revoked_at)}")
+    if cancelled:
+        typer.echo(f"cancelled {cancelled} queued run(s) of {name!r}")
+
+
+@users_cli.command("rotate")
+def rotate_key(
+    name: Annotated[str, typer.Argument(help="The user who gets a new key.")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Give a user a new API key (printed alone on stdout); the old key stops at once."""
+    from app.db.users import UserError
+    from app.db.users import rotate_key as store_rotate
+
+    try:
+        with _database(data_dir) as session:
+            rotated = store_rotate(session=session, name=name)
+    except UserError as exc:
+        _fail(str(exc))
+    typer.echo(
+        f"new key for {name!r} below (shown only now); the old key no longer works", err=True
+    )
+    typer.echo(rotated.key)
+
+
+@users_cli.command("delete")
+def delete_user(
+    name: Annotated[str, typer.Argument(help="The user to delete.")],
+    purge: Annotated[
+        bool, typer.Option("--purge", help="Delete their runs and datasets too.")
+    ] = False,
+    wait: Annotated[
+        float, typer.Option(help="Seconds --purge waits for their running runs to stop.")
+    ] = 30.0,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Delete a user and cancel their queued runs. Their runs and datasets are kept,
+    owned by the local admin (every admin sees them), unless --purge deletes them."""
+    import time
+
+    from app.db.users import UserError
+    from app.db.users import delete_user as store_delete
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with _database(data_dir) as session:
+                done = store_delete(session=session, name=name, purge=purge)
+        except UserError as exc:
+            _fail(str(exc))
+        if not done.still_running:
+            break
+        if time.monotonic() > deadline:
+            _fail(
+                f"runs of {name!r} still running after {wait:g} s: {', '.join(done.still_running)}"
+            )
+        time.sleep(0.2)  # their workers stop at the next mini-batch boundary
+    fate = "deleted" if purge else "kept for the admins"
+    typer.echo(
+        f"deleted {name!r}: {done.runs} run(s) and {done.datasets} dataset(s) {fate}"
+        + (f"; {done.cancelled} queued run(s) cancelled" if done.cancelled else "")
+    )
 
 
 # ----------------------------------------------------------------- more commands
@@ -259,6 +340,9 @@ def revoke_user(
 from app.cli_client import register as register_client_commands  # noqa: E402
 
 register_client_commands(cli)  # submit, follow, runs, show, ..., experiment, models
+from app.cli_db import register as register_db_commands  # noqa: E402
+
+register_db_commands(cli)  # db current | upgrade | downgrade, backup, restore
 
 
 def main() -> None:

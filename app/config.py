@@ -67,6 +67,14 @@ class Settings(BaseSettings):
         False, description="Require an API key (`Authorization: Bearer KEY`) on /api/v1."
     )
     metrics: bool = Field(True, description="Serve Prometheus metrics at GET /metrics.")
+    cors_origins: str = Field(
+        "",
+        description="Origins allowed to call the API from a browser, comma-separated; "
+        "empty = CORS off. '*' only without credentials.",
+    )
+    cors_allow_credentials: bool = Field(
+        False, description="Let listed origins send cookies (never with '*')."
+    )
     predict_cache_size: int = Field(64, ge=1, description="Trained models kept loaded.")
     worker_nice: int = Field(
         5,

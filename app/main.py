@@ -28,6 +28,7 @@ from app.services.plot_pool import PlotRenderer
 from app.services.runs import InFlightKeys
 from app.services.serving import ModelCache
 from app.web.routes import mount_web
+from app.web_security import install_web_security
 
 log = logging.getLogger("annlab")
 
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app)
     _finish_openapi(app)
     mount_web(app)  # the dashboard (app/web): pages, /static, /vendor
+    install_web_security(app, settings)  # CORS, CSP, nosniff (outermost: every response)
     return app
 
 

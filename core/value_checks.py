@@ -267,3 +267,18 @@ def regression_targets(values: Sequence[Any], where: Where) -> np.ndarray:
                 )
             outputs[index, 0] = to_float(value, where(index))
     return outputs
+
+
+def check_fits_dtype(data: Any, *, dtype: str, standardize: bool) -> None:
+    """``DatasetError`` naming the row, column and value when a feature cannot be fed to a
+    network of ``dtype``: the same conversion the trainer does (``core.data.network_inputs``),
+    so a run that would fail on its first epoch is refused when it is submitted.
+
+    Standardisation uses the whole dataset's statistics here; the trainer uses the
+    training rows', which differ only by the validation rows. A column whose values fit
+    after either is accepted, so only a feature far out of range is refused (e.g. 1e39
+    in a float32 run without standardisation); the trainer's own check stays."""
+    from core.data import network_inputs, standardization
+
+    mean, std = standardization(data.features) if standardize else (None, None)
+    network_inputs(data, mean, std, np.dtype(dtype))

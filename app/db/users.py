@@ -18,10 +18,18 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from app.db.tables import User, utcnow
+from app.db.tables import (
+    CheckpointRow,
+    DatasetRow,
+    MetricRow,
+    RunRow,
+    User,
+    WeightsRow,
+    utcnow,
+)
 
 LOCAL_USER_ID = "local"
 LOCAL_USER_NAME = "local"
@@ -105,16 +113,109 @@ def list_users(*, session: Session) -> list[User]:
     )
 
 
-def revoke_user(*, session: Session, name: str) -> tuple[User, bool]:
-    """Revoke the user's key: (user, True) if revoked now, (user, False) if it already was."""
+def _existing(*, session: Session, name: str) -> User:
     user = get_user_by_name(session=session, name=name)
     if user is None or user.id == LOCAL_USER_ID:
         raise UserError(f"no user named {name!r} (annlab users list shows them)")
+    return user
+
+
+def cancel_queued_runs(*, session: Session, owner_id: str) -> int:
+    """Cancel every queued run of the owner at once (no worker has them); how many."""
+    result = session.execute(
+        update(RunRow)
+        .where(RunRow.owner_id == owner_id, RunRow.status == "queued")
+        .values(
+            status="cancelled",
+            stop_reason="cancelled",
+            cancel_requested=True,
+            finished_at=utcnow(),
+            claimed_by=None,
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def revoke_user(*, session: Session, name: str) -> tuple[User, bool, int]:
+    """Revoke the user's key and cancel their queued runs: (user, revoked now, runs
+    cancelled). Running runs finish (their owner can no longer read them; admins can)."""
+    user = _existing(session=session, name=name)
+    cancelled = cancel_queued_runs(session=session, owner_id=user.id)
     if user.revoked_at is not None:
-        return user, False
+        session.flush()
+        return user, False, cancelled
     user.revoked_at = utcnow()
     session.flush()
-    return user, True
+    return user, True, cancelled
+
+
+def rotate_key(*, session: Session, name: str) -> NewUser:
+    """A new key for the user; the old one stops working with this commit (every request
+    looks its key up, nothing caches it). A revoked user stays revoked: ``UserError``."""
+    user = _existing(session=session, name=name)
+    if user.revoked_at is not None:
+        raise UserError(f"{name!r} is revoked; create a new user instead of rotating the key")
+    key = new_key()
+    user.key_prefix = key[:LOOKUP_LENGTH]
+    user.key_hash = hash_key(key)
+    session.flush()
+    return NewUser(user=user, key=key)
+
+
+@dataclass(frozen=True)
+class DeletedUser:
+    """What ``delete_user`` did: runs and datasets deleted (purge) or handed to the admin."""
+
+    name: str
+    runs: int
+    datasets: int
+    purged: bool
+    cancelled: int
+    still_running: list[str]
+
+
+def running_runs(*, session: Session, owner_id: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(RunRow.id).where(RunRow.owner_id == owner_id, RunRow.status == "running")
+        )
+    )
+
+
+def delete_user(*, session: Session, name: str, purge: bool = False) -> DeletedUser:
+    """Delete a user; their queued runs are cancelled. Without ``purge`` their runs and
+    datasets go to the local admin (seen by every admin; running runs finish; their
+    idempotency keys are dropped, they belonged to the deleted key). With ``purge`` they
+    are deleted; running runs are asked to stop first (``still_running``: nothing
+    deleted yet, call again once they stopped)."""
+    user = _existing(session=session, name=name)
+    ensure_local_user(session=session)
+    cancelled = cancel_queued_runs(session=session, owner_id=user.id)
+    running = running_runs(session=session, owner_id=user.id) if purge else []
+    if running:  # without purge they finish, for the admins
+        session.execute(update(RunRow).where(RunRow.id.in_(running)).values(cancel_requested=True))
+    run_ids = list(session.scalars(select(RunRow.id).where(RunRow.owner_id == user.id)))
+    dataset_ids = list(session.scalars(select(DatasetRow.id).where(DatasetRow.owner_id == user.id)))
+    if purge and running:
+        session.flush()
+        return DeletedUser(name, 0, 0, True, cancelled, running)
+    if purge:
+        for table in (MetricRow, WeightsRow, CheckpointRow):
+            session.execute(delete(table).where(table.run_id.in_(run_ids)))
+        session.execute(delete(RunRow).where(RunRow.owner_id == user.id))
+        session.execute(delete(DatasetRow).where(DatasetRow.owner_id == user.id))
+    else:
+        session.execute(
+            update(RunRow)
+            .where(RunRow.owner_id == user.id)
+            .values(owner_id=LOCAL_USER_ID, idempotency_key=None)
+        )
+        session.execute(
+            update(DatasetRow).where(DatasetRow.owner_id == user.id).values(owner_id=LOCAL_USER_ID)
+        )
+    session.execute(delete(User).where(User.id == user.id))
+    session.flush()
+    return DeletedUser(name, len(run_ids), len(dataset_ids), purge, cancelled, [])
 
 
 def authenticate(*, session: Session, key: str) -> User | None:

@@ -29,6 +29,7 @@ from app.jobs.base import Executor
 from app.limits import check_spec_limits
 from app.services import datasets
 from app.services.auth import Caller
+from app.services.number_checks import check_numbers_fit
 from app.services.serving import ModelCache
 from core.snapshots import plan_snapshots
 from core.specs import NAME_MAX_LENGTH, OptimizerSpec, RunSpec, check_against_dataset
@@ -97,6 +98,7 @@ def prepare_run(
         ).name
         spec = spec.model_copy(update={"name": default_run_name(spec, dataset_name)})
     normalised = check_against_dataset(spec, shape)
+    check_numbers_fit(session=session, spec=normalised, owner_id=caller.scope)  # 422 at the door
     n_parameters = check_spec_limits(normalised, n_features=shape.n_features, settings=settings)
     # an explicit snapshot list over ANNLAB_MAX_SNAPSHOT_BYTES: a 422 now, not a failed run
     plan_snapshots(normalised, n_parameters=n_parameters, max_bytes=settings.max_snapshot_bytes)
