@@ -178,7 +178,10 @@ def test_malformed_json_is_400_not_422(idle_client: TestClient, path: str) -> No
 def test_deeply_nested_json_is_400(idle_client: TestClient, path: str, depth: int) -> None:
     body = "[" * depth + "]" * depth
     response = idle_client.post(path, content=body, headers={"content-type": "application/json"})
-    assert response.status_code == 400, response.text
+    # API.md: "a 400/422, never a 500". Predict counts rows ("[") before any scan, so a
+    # deep list there is refused as too many rows (422) before its depth is looked at.
+    expected = {400, 422} if path.endswith("/predict") else {400}
+    assert response.status_code in expected, response.text
     nested_objects = '{"a":' * depth + "1" + "}" * depth
     response = idle_client.post(
         path, content=nested_objects, headers={"content-type": "application/json"}
