@@ -20,6 +20,7 @@ from app.http import BodyLimitMiddleware, install_error_handlers
 from app.jobs.registry import make_executor
 from app.metrics import install_metrics
 from app.schemas import PredictRequest
+from app.services.plot_pool import PlotRenderer
 from app.services.runs import InFlightKeys
 from app.services.serving import ModelCache
 
@@ -63,6 +64,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.in_flight = InFlightKeys()
+    app.state.plot_renderer = PlotRenderer(  # its pool starts with the first plot
+        kind=settings.plot_executor,
+        max_workers=settings.plot_workers,
+        max_pending=max(settings.plot_queue, settings.plot_workers),
+    )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     if settings.metrics:
         install_metrics(app)  # GET /metrics and the HTTP middleware (outermost)
@@ -131,6 +137,7 @@ def _start(app: FastAPI, settings: Settings) -> None:
 
 
 def _stop(app: FastAPI) -> None:
+    app.state.plot_renderer.shutdown()
     executor = getattr(app.state, "executor", None)
     if executor is not None:
         executor.shutdown(graceful=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from app.api import datasets, events, health, optimizers, predict, runs
+from app.api import datasets, events, health, inspect, optimizers, plots, predict, runs
 from app.deps import require_user
 from app.schemas import Problem
 
@@ -23,6 +23,8 @@ api_router.include_router(datasets.router)
 api_router.include_router(runs.router)
 api_router.include_router(events.router)
 api_router.include_router(predict.router)
+api_router.include_router(inspect.router)
+api_router.include_router(plots.router)
 api_router.include_router(optimizers.router)
 
 root_router = APIRouter()

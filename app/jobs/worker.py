@@ -25,9 +25,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Settings
 from app.db import progress
 from app.db import runs as run_store
+from app.db import snapshots as snapshot_store
 from app.db.engine import make_engine, make_session_factory, transaction
 from app.services.datasets import find_dataset
 from core.data import Dataset
+from core.serialize import TrainedModel
+from core.snapshots import plan_snapshots
 from core.specs import RunSpec
 from core.stopping import RunStatus, Stop, StopReason
 from core.training import Checkpoint, EpochMetrics, TrainResult, train
@@ -75,6 +78,8 @@ class WorkerConfig:
     checkpoint_seconds: float
     max_run_seconds: float
     max_running_per_user: int = 0
+    #: ANNLAB_MAX_SNAPSHOT_BYTES: the byte budget of one run's snapshots.
+    max_snapshot_bytes: int | None = None
 
     @classmethod
     def from_settings(cls, worker_id: str, settings: Settings) -> WorkerConfig:
@@ -83,6 +88,7 @@ class WorkerConfig:
             checkpoint_seconds=settings.checkpoint_seconds,
             max_run_seconds=settings.max_run_seconds,
             max_running_per_user=settings.resolved_max_running_runs_per_user,
+            max_snapshot_bytes=settings.max_snapshot_bytes,
         )
 
 
@@ -139,6 +145,9 @@ class _Job:
         self.worker_id = worker.worker_id
         self.run_id = run_id
         self.pending: list[dict[str, Any]] = []
+        #: (epoch, .npz) of snapshots taken and not yet written: written with the metrics
+        self.snapshots: list[tuple[int, bytes]] = []
+        self.n_parameters = 0
         self.last_flush = 0.0
         self.last_poll = 0.0
         self.last_heartbeat = time.monotonic()
@@ -147,9 +156,15 @@ class _Job:
 
     # -- callbacks of core.training.train
 
+    def on_snapshot(self, epoch: int, model: TrainedModel) -> None:
+        """Keep the snapshot until the epoch's metrics come (``on_epoch`` follows at
+        once), then both go in one transaction; the last one (after the loop) goes
+        with the run's outcome."""
+        self.snapshots.append((epoch, model.to_npz_bytes()))
+
     def on_epoch(self, metrics: EpochMetrics) -> None:
         self.pending.append(metrics.as_dict())
-        if time.monotonic() - self.last_flush >= FLUSH_SECONDS:
+        if self.snapshots or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
             with transaction(self.factory) as session:
                 self._flush(session)
 
@@ -201,7 +216,11 @@ class _Job:
         owned = progress.record_progress(
             session=session, run_id=self.run_id, worker_id=self.worker_id, epochs=self.pending
         )
-        self.pending = []
+        if owned:
+            snapshot_store.save_snapshots(
+                session=session, run_id=self.run_id, snapshots=self.snapshots
+            )
+        self.pending, self.snapshots = [], []
         self.last_flush = self.last_heartbeat = time.monotonic()
         if not owned:
             self.cause = Cause.LOST
@@ -216,6 +235,7 @@ class _Job:
                 if row is None:
                     return
                 spec_json, dataset_id = row.spec, row.dataset_id
+                self.n_parameters = row.n_parameters
                 checkpoint_row = progress.load_checkpoint(session=session, run_id=self.run_id)
                 checkpoint_bytes = checkpoint_row.data if checkpoint_row is not None else None
             with self.factory() as session:
@@ -249,6 +269,10 @@ class _Job:
             return None
 
     def _train(self, spec: RunSpec, data: Dataset, resume: Checkpoint | None) -> TrainResult:
+        # The plan as at submission (a resumed run keeps the one its checkpoint carries).
+        plan = plan_snapshots(
+            spec, n_parameters=self.n_parameters, max_bytes=self.config.max_snapshot_bytes
+        )
         return train(
             spec,
             data,
@@ -257,6 +281,8 @@ class _Job:
             on_checkpoint=self.on_checkpoint,
             checkpoint_seconds=self.config.checkpoint_seconds,
             resume_from=resume,
+            snapshots=plan,
+            on_snapshot=self.on_snapshot,
         )
 
     def _conclude(self, result: TrainResult) -> None:

@@ -55,12 +55,13 @@ def queue_run(factory: sessionmaker[Session], **values: Any) -> str:
 
 
 def test_the_migrations_build_exactly_the_models(engine: Engine) -> None:
-    assert is_at_head(engine) and head_revision() == "0002"
+    assert is_at_head(engine) and head_revision() == "0003"
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": False})
         assert compare_metadata(context, Base.metadata) == []
     tables = set(inspect(engine).get_table_names())
-    assert {"users", "datasets", "runs", "run_metrics", "run_weights", "checkpoints"} <= tables
+    expected = {"users", "datasets", "runs", "run_metrics", "run_weights", "checkpoints"}
+    assert expected | {"run_snapshots"} <= tables
 
 
 def test_claims_take_the_oldest_run_once(factory: sessionmaker[Session]) -> None:
