@@ -186,7 +186,17 @@ class RunOut(BaseModel):
     stop_reason: StopReasonField | None = Field(
         title="Stop Reason", description="Why training stopped; null until it has."
     )
-    error: str | None = Field(description="What went wrong, for failed runs.")
+    error: str | None = Field(
+        description="What went wrong (failed runs), or why training ended early "
+        "(`interrupted` by ANNLAB_MAX_RUN_SECONDS)."
+    )
+    owner: str = Field(description="The name of the user who submitted the run.")
+    tags: dict[str, str] = Field(description="Short labels (`?tag=key:value` finds runs).")
+    experiment_id: str | None = Field(description="The experiment the run belongs to, if any.")
+    best_metrics: EpochMetricsOut | None = Field(
+        description="Metrics of `best_epoch` (the model kept with `restore_best`); null "
+        "until an epoch is recorded."
+    )
 
     @classmethod
     def from_row(cls, row: RunRow) -> RunOut:
@@ -205,11 +215,15 @@ class RunOut(BaseModel):
             best_epoch=row.best_epoch,
             stop_reason=StopReason(row.stop_reason) if row.stop_reason is not None else None,
             error=row.error,
+            owner=row.owner.name,
+            tags=row.tags or {},
+            experiment_id=row.experiment_id,
+            best_metrics=EpochMetricsOut(**row.best_metrics) if row.best_metrics else None,
         )
 
 
 class RunList(BaseModel):
-    items: list[RunOut] = Field(description="A page of runs, newest first.")
+    items: list[RunOut] = Field(description="A page of runs, in `sort` order.")
     total: int = Field(description="Runs matching the filters, over all pages.")
 
 

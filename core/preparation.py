@@ -68,6 +68,27 @@ def training_identity(spec_json: str) -> str:
     return spec.model_dump_json(exclude=set(LABEL_FIELDS))
 
 
+def draw_start(
+    spec: RunSpec, data: Dataset, network: Network, rng: np.random.Generator
+) -> tuple[Array, Array]:
+    """A fresh start's draws in ENGINE.md's order: the initial weights (unless given),
+    then the split; returns (train rows, validation rows)."""
+    if spec.initial_weights is not None:
+        network.set_weights(
+            [(layer.weights, layer.biases) for layer in spec.initial_weights.layers]
+        )
+    else:
+        network.initialize(spec.model.init, rng)
+    return split_indices(data, spec.training.validation_split, rng)
+
+
+def run_split(spec: RunSpec, data: Dataset) -> tuple[Array, Array]:
+    """The (train, validation) rows a run of ``spec`` on ``data`` trains and validates
+    on: the same draws as its training, reproduced from the seed."""
+    network = Network.from_spec(spec, n_inputs=data.n_features)
+    return draw_start(spec, data, network, np.random.default_rng(spec.training.seed))
+
+
 class PreparedRun:
     """The state of one call of ``core.training.train`` before its epoch loop."""
 
@@ -126,15 +147,7 @@ class PreparedRun:
 
     def _start_fresh(self) -> None:
         spec, network = self.spec, self.network
-        if spec.initial_weights is not None:
-            network.set_weights(
-                [(layer.weights, layer.biases) for layer in spec.initial_weights.layers]
-            )
-        else:
-            network.initialize(spec.model.init, self.rng)
-        self.train_index, self.val_index = split_indices(
-            self.data, self.training.validation_split, self.rng
-        )
+        self.train_index, self.val_index = draw_start(spec, self.data, network, self.rng)
         self.mean: Array | None = None
         self.std: Array | None = None
         if self.training.standardize:

@@ -7,7 +7,17 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from app.api import datasets, events, health, inspect, optimizers, plots, predict, runs
+from app.api import (
+    datasets,
+    evaluation,
+    events,
+    health,
+    inspect,
+    optimizers,
+    plots,
+    predict,
+    runs,
+)
 from app.deps import require_user
 from app.schemas import Problem
 
@@ -22,6 +32,7 @@ api_router = APIRouter(prefix=API_PREFIX)
 api_router.include_router(datasets.router)
 api_router.include_router(runs.router)
 api_router.include_router(events.router)
+api_router.include_router(evaluation.router)
 api_router.include_router(predict.router)
 api_router.include_router(inspect.router)
 api_router.include_router(plots.router)

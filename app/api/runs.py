@@ -1,5 +1,6 @@
-"""Runs: submit, list, read, cancel, delete. The event stream is ``events.py``, the
-trained model (weights, predictions) ``predict.py``."""
+"""Runs: submit, list (sorted, filtered by tag), read, rename/retag, stop, cancel,
+delete. The event stream is ``events.py``, the trained model (weights, predictions)
+``predict.py``, evaluation and the split ``evaluation.py``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
 from app.api.examples import RUN_EXAMPLES
+from app.api.query import StrictQuery, choice_error
 from app.db import runs as run_store
 from app.deps import (
     CurrentUser,
@@ -19,6 +21,7 @@ from app.deps import (
     ValidRun,
 )
 from app.http import GuardedRoute
+from app.run_schemas import RunPatch
 from app.schemas import (
     MALFORMED_JSON,
     TOO_LARGE,
@@ -91,20 +94,50 @@ def submit_run(
     return RunOut.from_row(submission.run)
 
 
-@router.get("", response_model=RunList, summary="List runs, newest first")
+@router.get(
+    "",
+    response_model=RunList,
+    dependencies=[StrictQuery],
+    responses={422: problem("An unknown query parameter, sort key or malformed tag filter.")},
+    summary="List runs (newest first, or by best validation loss, accuracy, duration)",
+)
 def list_runs(
     session: SessionDep,
     user: CurrentUser,
     status: Annotated[RunStatusField | None, Query(description="Only runs in this status.")] = None,
     dataset: Annotated[str | None, Query(description="Only runs on this dataset id.")] = None,
+    tag: Annotated[
+        list[str],
+        Query(
+            description="`key:value`: only runs with this tag (repeat for several, all must match)."
+        ),
+    ] = [],  # noqa: B006  (FastAPI copies defaults)
+    sort: Annotated[
+        str,
+        Query(
+            description="`created_at`, `best_val_loss`, `best_val_accuracy` or `duration`; "
+            "a leading `-` sorts descending. Runs without the value come last.",
+            json_schema_extra={"enum": run_store.sort_keys()},
+        ),
+    ] = run_store.DEFAULT_SORT,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size (at most 100).")] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="Runs to skip.")] = 0,
 ) -> RunList:
+    if sort not in run_store.sort_keys():
+        raise choice_error("sort", sort, run_store.sort_keys())
+    tags: dict[str, str] = {}
+    for item in tag:
+        key, colon, value = item.partition(":")
+        if not colon or not key:
+            raise choice_error("tag", item, ["key:value"])
+        tags[key] = value
     rows, total = run_store.list_runs(
         session=session,
         owner_id=user.scope,
         status=status,
         dataset_id=dataset,
+        tags=tags,
+        sort=sort,
         limit=limit,
         offset=offset,
     )
@@ -124,6 +157,32 @@ def get_run(run: ValidRun) -> RunOut:
 )
 def get_metrics(run: ValidRun, session: SessionDep) -> MetricsOut:
     return MetricsOut.from_rows(run_store.get_metrics(session=session, run_id=run.id))
+
+
+@router.patch(
+    "/{run_id}",
+    response_model=RunOut,
+    responses={**NOT_FOUND, 400: MALFORMED_JSON, 422: problem("An invalid name or tag.")},
+    summary="Rename a run or replace its tags",
+)
+def patch_run(run: ValidRun, session: SessionDep, patch: RunPatch) -> RunOut:
+    return RunOut.from_row(
+        run_service.update_run(session=session, run=run, name=patch.name, tags=patch.tags)
+    )
+
+
+@router.post(
+    "/{run_id}/stop",
+    status_code=202,
+    response_model=RunOut,
+    responses={**NOT_FOUND, 409: problem("The run already finished.")},
+    summary="Stop training early and keep the model",
+    description="Training ends at the next mini-batch boundary; the run `succeeded` with "
+    "`stop_reason` `stopped` and its model (the best epoch's weights with `restore_best`). "
+    "A queued run has nothing to keep and is cancelled. `cancel` throws the model away.",
+)
+def stop_run(run: ValidRun, session: SessionDep) -> RunOut:
+    return RunOut.from_row(run_service.stop_run(session=session, run=run))
 
 
 @router.post(

@@ -7,7 +7,8 @@ nothing once the run is no longer theirs (deleted, requeued).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,8 +28,54 @@ def load_checkpoint(*, session: Session, run_id: str) -> CheckpointRow | None:
     return session.get(CheckpointRow, run_id)
 
 
+def monitored_loss(metrics: dict[str, Any]) -> float | None:
+    """What the best epoch is the lowest of: val_loss, or train_loss without validation
+    (``core.stopping.EarlyStopping``'s rule)."""
+    value = metrics.get("val_loss")
+    return finite_or_none(value if value is not None else metrics.get("train_loss"))
+
+
+def best_of(
+    epochs: Iterable[dict[str, Any]], best: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The epoch (its metrics dict, with ``epoch``) of the lowest monitored loss among
+    ``best`` and ``epochs``; the first one on ties, as the engine's."""
+    best_loss = monitored_loss(best) if best is not None else None
+    for entry in epochs:
+        loss = monitored_loss(entry)
+        if loss is not None and (best_loss is None or loss < best_loss):
+            best, best_loss = entry, loss
+    return best
+
+
+def best_values(best: dict[str, Any] | None) -> dict[str, Any]:
+    """The run columns of a best epoch (all None for none)."""
+    if best is None:
+        return {
+            "best_epoch": None,
+            "best_metrics": None,
+            "best_val_loss": None,
+            "best_val_accuracy": None,
+        }
+    metrics = {name: finite_or_none(best.get(name)) for name in METRIC_NAMES}
+    return {
+        "best_epoch": int(best["epoch"]),
+        "best_metrics": metrics,
+        "best_val_loss": metrics["val_loss"],
+        "best_val_accuracy": metrics["val_accuracy"],
+    }
+
+
+def _stored_epochs(session: Session, run_id: str) -> list[dict[str, Any]]:
+    rows = session.scalars(
+        select(MetricRow).where(MetricRow.run_id == run_id).order_by(MetricRow.epoch)
+    )
+    return [{"epoch": row.epoch, **metrics_dict(row)} for row in rows]
+
+
 def rewind_to_checkpoint(*, session: Session, run_id: str) -> None:
-    """Forget the progress made after the last checkpoint (it will be trained again)."""
+    """Forget the progress made after the last checkpoint (it will be trained again),
+    and the best epoch with it."""
     checkpoint = session.get(CheckpointRow, run_id)
     epoch = checkpoint.epoch if checkpoint is not None else 0
     step = checkpoint.step if checkpoint is not None else 0
@@ -40,16 +87,31 @@ def rewind_to_checkpoint(*, session: Session, run_id: str) -> None:
     session.execute(
         update(RunRow)
         .where(RunRow.id == run_id)
-        .values(epoch=epoch, step=step, metrics=metrics_dict(latest) if latest else None)
+        .values(
+            epoch=epoch,
+            step=step,
+            metrics=metrics_dict(latest) if latest else None,
+            **best_values(best_of(_stored_epochs(session, run_id))),
+        )
     )
 
 
 def record_progress(
     *, session: Session, run_id: str, worker_id: str, epochs: list[dict[str, Any]]
 ) -> bool:
-    """Store per-epoch metrics and the latest progress; False if the run is no longer ours."""
+    """Store per-epoch metrics, the latest progress and the best epoch so far; False if
+    the run is no longer ours."""
     values: dict[str, Any] = {"heartbeat_at": utcnow()}
     if epochs:
+        current = session.execute(
+            select(RunRow.best_epoch, RunRow.best_metrics).where(RunRow.id == run_id)
+        ).first()
+        stored = None
+        if current is not None and current.best_epoch is not None and current.best_metrics:
+            stored = {"epoch": current.best_epoch, **current.best_metrics}
+        best = best_of(epochs, stored)
+        if best is not stored:
+            values.update(best_values(best))
         last = epochs[-1]
         values.update(
             epoch=last["epoch"],
@@ -82,14 +144,25 @@ def record_progress(
     return True
 
 
-def poll_run(*, session: Session, run_id: str, worker_id: str) -> tuple[bool, bool]:
-    """(still ours, cancel requested) for a worker's ``should_stop``."""
+@dataclass(frozen=True)
+class Poll:
+    """What a worker's ``should_stop`` reads of its run."""
+
+    owned: bool  # still claimed by this worker and running
+    cancel: bool  # drop the model
+    stop: bool  # end early, keep the model
+
+
+def poll_run(*, session: Session, run_id: str, worker_id: str) -> Poll:
+    """One small SELECT by primary key, for a worker's ``should_stop``."""
     row = session.execute(
-        select(RunRow.claimed_by, RunRow.status, RunRow.cancel_requested).where(RunRow.id == run_id)
+        select(
+            RunRow.claimed_by, RunRow.status, RunRow.cancel_requested, RunRow.stop_requested
+        ).where(RunRow.id == run_id)
     ).first()
     if row is None or row.claimed_by != worker_id or row.status != RunStatus.RUNNING:
-        return False, False
-    return True, bool(row.cancel_requested)
+        return Poll(owned=False, cancel=False, stop=False)
+    return Poll(owned=True, cancel=bool(row.cancel_requested), stop=bool(row.stop_requested))
 
 
 def save_checkpoint(
@@ -123,6 +196,16 @@ def finish_run(
     best_epoch: int | None = None,
     weights: bytes | None = None,
 ) -> bool:
+    """The run's outcome; ``best_epoch`` (the engine's) sets the best metrics from that
+    epoch's stored row. False if the run is no longer ours."""
+    now = utcnow()
+    started_at = session.scalar(select(RunRow.started_at).where(RunRow.id == run_id))
+    best = None
+    if best_epoch is not None:
+        row = session.get(MetricRow, (run_id, best_epoch))
+        best = {"epoch": best_epoch, **metrics_dict(row)} if row is not None else None
+    values = best_values(best)
+    values["best_epoch"] = best_epoch
     result = session.execute(
         update(RunRow)
         .where(
@@ -132,9 +215,10 @@ def finish_run(
             status=status,
             stop_reason=stop_reason,
             error=error,
-            best_epoch=best_epoch,
-            finished_at=utcnow(),
+            finished_at=now,
             claimed_by=None,
+            duration_seconds=(now - started_at).total_seconds() if started_at else None,
+            **values,
         )
     )
     if rowcount(result) != 1:

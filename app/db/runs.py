@@ -53,6 +53,8 @@ def create_run(
     n_parameters: int,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
+    tags: dict[str, str] | None = None,
+    experiment_id: str | None = None,
 ) -> RunRow:
     row = RunRow(
         id=new_run_id(),
@@ -67,9 +69,12 @@ def create_run(
         step=0,
         n_parameters=n_parameters,
         cancel_requested=False,
+        stop_requested=False,
         attempts=0,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
+        tags=dict(tags or {}),
+        experiment_id=experiment_id,
     )
     session.add(row)
     session.flush()
@@ -101,16 +106,36 @@ def find_by_idempotency_key(*, session: Session, owner_id: str, key: str) -> Run
     ).first()
 
 
+#: ``GET /runs?sort=`` keys (each also with ``-``: descending) → the column sorted by.
+SORT_COLUMNS: dict[str, Any] = {
+    "created_at": RunRow.created_at,
+    "best_val_loss": RunRow.best_val_loss,
+    "best_val_accuracy": RunRow.best_val_accuracy,
+    "duration": RunRow.duration_seconds,
+}
+#: The default order: newest first.
+DEFAULT_SORT = "-created_at"
+
+
+def sort_keys() -> list[str]:
+    """Every accepted ``sort`` value, ascending then descending."""
+    return [key for name in SORT_COLUMNS for key in (name, "-" + name)]
+
+
 def list_runs(
     *,
     session: Session,
     owner_id: str | None,
     status: str | None = None,
     dataset_id: str | None = None,
+    tags: dict[str, str] | None = None,
+    sort: str = DEFAULT_SORT,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[RunRow], int]:
-    """Runs newest first, and how many match in all."""
+    """A page of runs in ``sort`` order (a ``sort_keys()`` value; runs without the
+    value, e.g. no best validation loss yet, come last either way), and how many
+    match in all. ``tags``: each key must have that value."""
     conditions = []
     if owner_id is not None:
         conditions.append(RunRow.owner_id == owner_id)
@@ -118,15 +143,42 @@ def list_runs(
         conditions.append(RunRow.status == status)
     if dataset_id is not None:
         conditions.append(RunRow.dataset_id == dataset_id)
+    for key, value in (tags or {}).items():
+        conditions.append(RunRow.tags[key].as_string() == value)
+    descending = sort.startswith("-")
+    column = SORT_COLUMNS[sort.removeprefix("-")]
+    order = [column.is_(None), column.desc() if descending else column.asc()]
+    # Ties (and equal created_at) in a stable order, so pages neither repeat nor skip.
+    order.append(RunRow.id.desc() if descending else RunRow.id.asc())
     total = session.scalar(select(func.count()).select_from(RunRow).where(*conditions)) or 0
     rows = session.scalars(
-        select(RunRow)
-        .where(*conditions)
-        .order_by(RunRow.created_at.desc(), RunRow.id.desc())
-        .limit(limit)
-        .offset(offset)
+        select(RunRow).where(*conditions).order_by(*order).limit(limit).offset(offset)
     )
     return list(rows), int(total)
+
+
+def update_run(
+    *, session: Session, run: RunRow, name: str | None, tags: dict[str, str] | None
+) -> None:
+    """``PATCH``: a new name and/or tags (the stored spec follows, so a replay or a
+    copy of the spec carries them)."""
+    spec = dict(run.spec)
+    if name is not None:
+        run.name = spec["name"] = name
+    if tags is not None:
+        run.tags = dict(tags)
+        spec["tags"] = dict(tags)
+    run.spec = spec
+
+
+def count_using_dataset(*, session: Session, dataset_id: str) -> int:
+    """Runs (any status) trained or to be trained on this dataset."""
+    return int(
+        session.scalar(
+            select(func.count()).select_from(RunRow).where(RunRow.dataset_id == dataset_id)
+        )
+        or 0
+    )
 
 
 def count_queued(*, session: Session, owner_id: str) -> int:
@@ -158,11 +210,23 @@ def cancel_queued(*, session: Session, run_id: str) -> bool:
 
 
 def request_cancel(*, session: Session, run_id: str) -> bool:
-    """Ask the worker of a running run to stop; False if the run is not running."""
+    """Ask the worker of a running run to stop and drop the model; False if the run is
+    not running."""
     result = session.execute(
         update(RunRow)
         .where(RunRow.id == run_id, RunRow.status == RunStatus.RUNNING)
         .values(cancel_requested=True)
+    )
+    return rowcount(result) == 1
+
+
+def request_stop(*, session: Session, run_id: str) -> bool:
+    """Ask the worker of a running run to stop and keep the model (``stop_requested``:
+    read by the same cheap poll as a cancel); False if the run is not running."""
+    result = session.execute(
+        update(RunRow)
+        .where(RunRow.id == run_id, RunRow.status == RunStatus.RUNNING)
+        .values(stop_requested=True)
     )
     return rowcount(result) == 1
 

@@ -21,7 +21,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -116,11 +116,25 @@ class RunRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     n_parameters: Mapped[int] = mapped_column(Integer)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: ``POST /runs/{id}/stop``: end training early and keep the model.
+    stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    #: Short strings set at submission (``spec.tags``) or by ``PATCH``; None reads as {}.
+    tags: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    #: The experiment the run belongs to (experiments come later); None for a lone run.
+    experiment_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    #: The metrics of ``best_epoch``, kept up to date while the run trains; the two
+    #: numbers runs are sorted by are columns of their own so SQL can order by them.
+    best_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    best_val_loss: Mapped[float | None] = mapped_column(Float)
+    best_val_accuracy: Mapped[float | None] = mapped_column(Float)
+    #: Seconds from the first start to the end, set when the run finishes.
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    owner: Mapped[User] = relationship(lazy="joined", innerjoin=True)
 
 
 class MetricRow(Base):

@@ -37,7 +37,7 @@ from core.training import Checkpoint, EpochMetrics, TrainResult, train
 
 log = logging.getLogger("annlab.worker")
 
-#: Seconds between two reads of ``cancel_requested`` during training.
+#: Seconds between two reads of ``cancel_requested``/``stop_requested`` during training.
 CANCEL_POLL_SECONDS = 0.2
 #: Seconds between two progress writes when epochs are fast (the last is always written).
 FLUSH_SECONDS = 0.25
@@ -60,9 +60,21 @@ class Cause(StrEnum):
     """Why a worker's ``should_stop`` said yes."""
 
     SHUTDOWN = "shutdown"  # the pool stops: pause, requeue
-    TIMEOUT = "timeout"  # ANNLAB_MAX_RUN_SECONDS
-    CANCEL = "cancel"  # the user asked
+    TIMEOUT = "timeout"  # ANNLAB_MAX_RUN_SECONDS: end early, keep the model
+    STOP = "stop"  # the user asked to stop and keep the model
+    CANCEL = "cancel"  # the user asked to cancel
     LOST = "lost"  # the run is no longer ours (deleted, requeued by recovery)
+
+
+#: What ``should_stop`` answers for each cause: a pause returns a checkpoint, a stop or
+#: the time limit keep the model, the rest drop it.
+STOP_FOR_CAUSE = {
+    Cause.SHUTDOWN: Stop.PAUSE,
+    Cause.TIMEOUT: Stop.INTERRUPT,
+    Cause.STOP: Stop.STOP,
+    Cause.CANCEL: Stop.CANCEL,
+    Cause.LOST: Stop.CANCEL,
+}
 
 
 def new_worker_id() -> str:
@@ -169,13 +181,14 @@ class _Job:
                 self._flush(session)
 
     def should_stop(self) -> Stop | None:
-        """``Stop.PAUSE`` on shutdown (training returns a checkpoint), ``Stop.CANCEL`` for
-        everything else that ends the run early; None: keep training."""
+        """``STOP_FOR_CAUSE`` of why the run must end early; None: keep training. Between
+        two reads of the run's row (every ``CANCEL_POLL_SECONDS``) this costs two clock
+        reads."""
         if self.cause is None:
             self._poll()
         if self.cause is None:
             return None
-        return Stop.PAUSE if self.cause is Cause.SHUTDOWN else Stop.CANCEL
+        return STOP_FOR_CAUSE[self.cause]
 
     def _poll(self) -> None:
         now = time.monotonic()
@@ -186,13 +199,15 @@ class _Job:
         elif now - self.last_poll >= CANCEL_POLL_SECONDS:
             self.last_poll = now
             with self.factory() as session:
-                owned, cancel = progress.poll_run(
+                poll = progress.poll_run(
                     session=session, run_id=self.run_id, worker_id=self.worker_id
                 )
-            if not owned:
+            if not poll.owned:
                 self.cause = Cause.LOST
-            elif cancel:
+            elif poll.cancel:
                 self.cause = Cause.CANCEL
+            elif poll.stop:
+                self.cause = Cause.STOP
             elif now - self.last_heartbeat >= HEARTBEAT_SECONDS:
                 with transaction(self.factory) as session:
                     self._flush(session)
@@ -292,13 +307,17 @@ class _Job:
             # A shutdown: store the exact state (taken between two mini-batches) and
             # put the run back in the queue; it resumes from here, bit for bit.
             self._pause(result.checkpoint)
-        elif self.cause is Cause.TIMEOUT and result.stop_reason == StopReason.CANCELLED:
+        elif result.stop_reason == StopReason.INTERRUPTED:
+            # ANNLAB_MAX_RUN_SECONDS: the model so far is kept; the error says why it ended.
             limit = self.config.max_run_seconds
             self._finish(
-                status=RunStatus.FAILED,
-                stop_reason=StopReason.ERROR,
-                error=f"exceeded ANNLAB_MAX_RUN_SECONDS={limit:g}: the run was stopped after "
-                f"{limit:g} s of training (raise the limit, or 0 = no limit)",
+                status=RunStatus.SUCCEEDED,
+                stop_reason=StopReason.INTERRUPTED,
+                error=f"ANNLAB_MAX_RUN_SECONDS={limit:g}: training was ended after {limit:g} s "
+                f"at epoch {result.epochs_run}; the model so far is kept (raise the limit, or "
+                "0 = no limit)",
+                best_epoch=result.best_epoch,
+                weights=result.model.to_npz_bytes(),
             )
         elif result.stop_reason == StopReason.CANCELLED:
             self._finish(status=RunStatus.CANCELLED, stop_reason=StopReason.CANCELLED)

@@ -1,4 +1,5 @@
-"""Runs: submit (idempotency, limits, the queue quota), cancel, delete, follow.
+"""Runs: submit (idempotency, limits, the queue quota), rename/retag, stop, cancel,
+delete, follow.
 
 ``submit_run`` is the one way a run enters the queue. An ``Idempotency-Key``
 makes a retry safe: the same key and body return the first run (``replayed``),
@@ -23,14 +24,14 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.db import runs as run_store
 from app.db.tables import RunRow
-from app.errors import Conflict, TooMany, Unprocessable, limit_message
+from app.errors import Conflict, TooMany, Unprocessable
 from app.jobs.base import Executor
 from app.limits import check_spec_limits
 from app.services import datasets
 from app.services.auth import Caller
 from app.services.serving import ModelCache
 from core.snapshots import plan_snapshots
-from core.specs import RunSpec, check_against_dataset
+from core.specs import NAME_MAX_LENGTH, OptimizerSpec, RunSpec, check_against_dataset
 from core.stopping import TERMINAL_STATUSES, RunStatus
 
 #: How long ``delete_run`` waits for the worker of a running run to stop.
@@ -90,11 +91,40 @@ def prepare_run(
     """Check ``spec`` against its dataset (404 unknown, 422 not fitting) and the limits
     (422 naming the setting, ``ANNLAB_MAX_SNAPSHOT_BYTES`` included); no write."""
     shape = datasets.get_shape(session=session, dataset_id=spec.dataset, owner_id=caller.scope)
+    if spec.name is None:
+        dataset_name = datasets.get_dataset(
+            session=session, dataset_id=spec.dataset, owner_id=caller.scope
+        ).name
+        spec = spec.model_copy(update={"name": default_run_name(spec, dataset_name)})
     normalised = check_against_dataset(spec, shape)
     n_parameters = check_spec_limits(normalised, n_features=shape.n_features, settings=settings)
     # an explicit snapshot list over ANNLAB_MAX_SNAPSHOT_BYTES: a 422 now, not a failed run
     plan_snapshots(normalised, n_parameters=n_parameters, max_bytes=settings.max_snapshot_bytes)
     return PreparedRun(spec=normalised, n_parameters=n_parameters)
+
+
+def optimizer_label(optimizer: OptimizerSpec) -> str:
+    """``"sgd(momentum=0.9, lr=0.1)"``: the type, the fields set away from their
+    defaults, and always the learning rate (``lr``), last."""
+    defaults = type(optimizer).model_validate({"type": optimizer.type})
+    parts = []
+    for field in type(optimizer).model_fields:
+        if field in ("type", "learning_rate"):
+            continue
+        value = getattr(optimizer, field)
+        if value != getattr(defaults, field):
+            shown = value.type if hasattr(value, "type") else value  # a schedule: its type
+            parts.append(f"{field}={shown:g}" if isinstance(shown, float) else f"{field}={shown}")
+    parts.append(f"lr={optimizer.learning_rate:g}")
+    return f"{optimizer.type}({', '.join(parts)})"
+
+
+def default_run_name(spec: RunSpec, dataset_name: str) -> str:
+    """``"<optimizer label> on <dataset name>"``, cut to the name limit: what tells
+    two unnamed runs apart in a list."""
+    assert spec.optimizer is not None, "RunSpec fills in the default optimizer"
+    name = f"{optimizer_label(spec.optimizer)} on {dataset_name}"
+    return name if len(name) <= NAME_MAX_LENGTH else name[: NAME_MAX_LENGTH - 1] + "…"
 
 
 def check_queue_quota(
@@ -105,12 +135,9 @@ def check_queue_quota(
     queued = run_store.count_queued(session=session, owner_id=owner_id)
     if queued + adding > settings.max_queued_runs:
         raise TooMany(
-            limit_message(
-                "the number of your queued runs",
-                queued,
-                settings.max_queued_runs,
-                "max_queued_runs",
-            ),
+            f"you have {queued} runs queued and the limit is {settings.max_queued_runs} "
+            f"(ANNLAB_MAX_QUEUED_RUNS): wait for some to start (retry in about "
+            f"{QUEUE_FULL_RETRY_SECONDS} s) or ask an admin to raise the limit",
             headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)},
         )
 
@@ -131,11 +158,12 @@ def insert_run(
         owner_id=owner_id,
         dataset_id=dataset_id,
         spec=spec.model_dump(mode="json"),
-        name=spec.name or dataset_id,
+        name=spec.name or dataset_id,  # normalised specs always have a name
         epochs=spec.training.epochs,
         n_parameters=prepared.n_parameters,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
+        tags=dict(spec.tags),
     )
 
 
@@ -233,6 +261,31 @@ def cancel_run(*, session: Session, run: RunRow) -> RunRow:
         session=session, run_id=run.id
     ):
         raise Conflict(f"run {run.id!r} already finished")
+    session.commit()
+    session.refresh(run)
+    return run
+
+
+def stop_run(*, session: Session, run: RunRow) -> RunRow:
+    """Ask a running run's worker to end training at the next mini-batch boundary and
+    keep the model (``succeeded``, ``stopped``). A queued run has nothing trained to
+    keep: it is cancelled at once. 409 for a finished run. Commits."""
+    if run.status in TERMINAL_STATUSES:
+        raise Conflict(f"run {run.id!r} already finished ({run.status})")
+    if not run_store.cancel_queued(session=session, run_id=run.id) and not run_store.request_stop(
+        session=session, run_id=run.id
+    ):
+        raise Conflict(f"run {run.id!r} already finished")
+    session.commit()
+    session.refresh(run)
+    return run
+
+
+def update_run(
+    *, session: Session, run: RunRow, name: str | None, tags: dict[str, str] | None
+) -> RunRow:
+    """``PATCH /runs/{id}``: rename and/or retag, in any status. Commits."""
+    run_store.update_run(session=session, run=run, name=name, tags=tags)
     session.commit()
     session.refresh(run)
     return run
