@@ -21,6 +21,7 @@ from app.jobs.registry import make_executor
 from app.metrics import install_metrics
 from app.schemas import PredictRequest
 from app.services.plot_pool import PlotRenderer
+from app.services.registry import Resolutions
 from app.services.runs import InFlightKeys
 from app.services.serving import ModelCache
 
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.in_flight = InFlightKeys()
+    app.state.resolutions = Resolutions()  # model name → version → run, warm
     app.state.plot_renderer = PlotRenderer(  # its pool starts with the first plot
         kind=settings.plot_executor,
         max_workers=settings.plot_workers,
