@@ -26,7 +26,9 @@ class Strict(BaseModel):
 
 
 class ExperimentIn(Strict):
-    name: str = Field(min_length=1, max_length=NAME_MAX_LENGTH, description="The experiment's name.")
+    name: str = Field(
+        min_length=1, max_length=NAME_MAX_LENGTH, description="The experiment's name."
+    )
     base: dict[str, Any] = Field(description="A RunSpec: what every run shares.")
     grid: dict[str, list[Any]] = Field(
         description="Dotted paths into the spec, each with a non-empty list of values; the "

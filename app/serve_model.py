@@ -35,7 +35,9 @@ def create_serving_app(settings: Settings, name: str, reference: str) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.resolved_database_url)
         if not await run_in_threadpool(is_at_head, engine):
-            raise RuntimeError("the database is not at the latest migration: run `annlab serve` once")
+            raise RuntimeError(
+                "the database is not at the latest migration: run `annlab serve` once"
+            )
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
         try:

@@ -34,9 +34,7 @@ ERROR_CODES = {
 }
 
 NAME = Annotated[str, Path(max_length=64, description="The model's name.")]
-REFERENCE = Annotated[
-    str, Path(max_length=64, description="A version number, or else an alias.")
-]
+REFERENCE = Annotated[str, Path(max_length=64, description="A version number, or else an alias.")]
 Output = Annotated[
     str | None,
     Query(description="`probabilities`: the raw outputs (class probabilities) per row."),
@@ -65,7 +63,7 @@ INVOCATIONS_BODY: dict[str, Any] = {
     }
 }
 RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"description": "MLflow's error: `{\"error_code\": \"BAD_REQUEST\", \"message\"}`."},
+    400: {"description": 'MLflow\'s error: `{"error_code": "BAD_REQUEST", "message"}`.'},
     404: {"description": "No such model, version or alias (MLflow's error shape)."},
     415: {"description": "Neither application/json nor text/csv (MLflow's error shape)."},
 }
@@ -105,11 +103,11 @@ async def invocations(
     except AppError as error:
         return mlflow_error(error.status_code, error.detail)
     if output is not None and output != "probabilities":
-        return mlflow_error(400, f"output: unknown value {output!r}; the one known is probabilities")
+        return mlflow_error(
+            400, f"output: unknown value {output!r}; the one known is probabilities"
+        )
     probabilities = invocation.probabilities or output == "probabilities"
-    return ORJSONResponse(
-        {"predictions": result.outputs if probabilities else result.predictions}
-    )
+    return ORJSONResponse({"predictions": result.outputs if probabilities else result.predictions})
 
 
 router = APIRouter(prefix="/serve/{name}/{reference}", tags=["serving (MLflow)"])

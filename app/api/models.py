@@ -137,7 +137,10 @@ def get_version(model: ValidModel, version: VERSION, session: SessionDep) -> Ver
 @router.put(
     "/{name}/aliases/{alias}",
     response_model=ModelOut,
-    responses={**NOT_FOUND, 422: problem(f"An alias must match {MODEL_NAME_PATTERN}, not a number.")},
+    responses={
+        **NOT_FOUND,
+        422: problem(f"An alias must match {MODEL_NAME_PATTERN}, not a number."),
+    },
     summary="Point an alias at a version (takes effect on the next request)",
 )
 def set_alias(

@@ -81,7 +81,9 @@ def add_version(
 
 def aliases(*, session: Session, model_id: str) -> dict[str, int]:
     rows = session.scalars(
-        select(ModelAliasRow).where(ModelAliasRow.model_id == model_id).order_by(ModelAliasRow.alias)
+        select(ModelAliasRow)
+        .where(ModelAliasRow.model_id == model_id)
+        .order_by(ModelAliasRow.alias)
     )
     return {row.alias: row.version for row in rows}
 

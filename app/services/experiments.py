@@ -78,7 +78,9 @@ def create_experiment(
         where = f"combination {index} of {count} ({params_label(point.params)})"
         document = {**point.spec, "name": run_name(name, point.params)}
         prepared.append(
-            _prepare(session=session, document=document, caller=caller, settings=settings, where=where)
+            _prepare(
+                session=session, document=document, caller=caller, settings=settings, where=where
+            )
         )
     run_service.check_queue_quota(
         session=session, owner_id=caller.owner_id, settings=settings, adding=count

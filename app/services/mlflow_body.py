@@ -149,7 +149,7 @@ def _order(columns: Sequence[Any], feature_names: Sequence[str]) -> list[int]:
 
 def _split(value: Any, feature_names: Sequence[str]) -> np.ndarray:
     if not isinstance(value, dict) or "data" not in value:
-        raise InvocationError("dataframe_split: expected {\"columns\": [...], \"data\": [[...]]}")
+        raise InvocationError('dataframe_split: expected {"columns": [...], "data": [[...]]}')
     extra = set(value) - {"columns", "data", "index"}
     if extra:
         raise InvocationError(f"dataframe_split: unknown key {sorted(extra)[0]!r}")
@@ -204,7 +204,9 @@ def _csv(body: bytes, feature_names: Sequence[str]) -> np.ndarray:
     values = []
     for i, row in enumerate(rows[1:], start=1):
         if len(row) != len(header):
-            raise InvocationError(f"CSV row {i}: has {len(row)} values; the header has {len(header)}")
+            raise InvocationError(
+                f"CSV row {i}: has {len(row)} values; the header has {len(header)}"
+            )
         try:
             numbers = [float(cell) for cell in row]
         except ValueError:

@@ -160,7 +160,9 @@ def set_alias(
     resolutions.forget(model.name)
 
 
-def delete_alias(*, session: Session, model: ModelRow, alias: str, resolutions: Resolutions) -> None:
+def delete_alias(
+    *, session: Session, model: ModelRow, alias: str, resolutions: Resolutions
+) -> None:
     if not store.delete_alias(session=session, model_id=model.id, alias=alias):
         raise NotFound(f"model {model.name!r} has no alias {alias!r}")
     session.commit()
@@ -276,4 +278,3 @@ def version_document(row: ModelVersionRow) -> dict[str, Any]:
         "created_at": row.created_at,
         "metrics": row.metrics,
     }
-

@@ -40,9 +40,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_experiments")),
     )
-    op.create_index(
-        "ix_experiments_owner_id_created_at", "experiments", ["owner_id", "created_at"]
-    )
+    op.create_index("ix_experiments_owner_id_created_at", "experiments", ["owner_id", "created_at"])
     op.create_table(
         "models",
         sa.Column("id", sa.String(40), nullable=False),

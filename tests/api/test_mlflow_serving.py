@@ -78,7 +78,10 @@ def test_ping_health_version(client: TestClient, served: dict[str, Any]) -> None
         ([ROWS], "dictionary"),
         ({"inputs": ROWS, "instances": ROWS}, "exactly one"),
         ({"rows": ROWS}, "exactly one"),
-        ({"dataframe_split": {"columns": FEATURES[:3], "data": [r[:3] for r in ROWS]}}, "petal_width"),
+        (
+            {"dataframe_split": {"columns": FEATURES[:3], "data": [r[:3] for r in ROWS]}},
+            "petal_width",
+        ),
         ({"dataframe_split": {"columns": [*FEATURES[:3], "x"], "data": ROWS}}, "'x'"),
         ({"dataframe_records": [{"sepal_length": 1.0}]}, "missing column"),
         ({"inputs": [[1.0, 2.0]]}, "4 features"),

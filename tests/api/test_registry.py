@@ -55,8 +55,14 @@ def test_versions_aliases_and_predict_by_name(client: TestClient) -> None:
     assert snapshot != by_run
 
     # moving the alias takes effect on the very next request
-    assert client.put(f"{API}/models/iris-clf/aliases/production", json={"version": 2}).status_code == 200
-    assert post(client, "/models/iris-clf/aliases/production/predict", {"inputs": ROWS}, 200) == snapshot
+    assert (
+        client.put(f"{API}/models/iris-clf/aliases/production", json={"version": 2}).status_code
+        == 200
+    )
+    assert (
+        post(client, "/models/iris-clf/aliases/production/predict", {"inputs": ROWS}, 200)
+        == snapshot
+    )
     assert client.delete(f"{API}/models/iris-clf/aliases/production").status_code == 204
     post(client, "/models/iris-clf/aliases/production/predict", {"inputs": ROWS}, 404)
 
@@ -107,19 +113,21 @@ def test_another_users_model_is_404(make_client: Any) -> None:
     headers = []
     for name in ("ann", "bob"):
         with factory() as session:
-            headers.append({"Authorization": f"Bearer {create_user(session=session, name=name).key}"})
+            headers.append(
+                {"Authorization": f"Bearer {create_user(session=session, name=name).key}"}
+            )
             session.commit()
     ann, bob = headers
     run = client.post(f"{API}/runs", json=iris_spec(epochs=3), headers=ann).json()
     waited = wait_for_auth(client, run["id"], ann)
     assert waited == "succeeded"
     assert client.post(f"{API}/models", json={"name": "secret"}, headers=ann).status_code == 201
-    version = client.post(
-        f"{API}/models/secret/versions", json={"run_id": run["id"]}, headers=ann
-    )
+    version = client.post(f"{API}/models/secret/versions", json={"run_id": run["id"]}, headers=ann)
     assert version.status_code == 201
     client.put(f"{API}/models/secret/aliases/prod", json={"version": 1}, headers=ann)
-    ok = client.post(f"{API}/models/secret/aliases/prod/predict", json={"inputs": ROWS}, headers=ann)
+    ok = client.post(
+        f"{API}/models/secret/aliases/prod/predict", json={"inputs": ROWS}, headers=ann
+    )
     assert ok.status_code == 200
     for path in ("/models/secret/aliases/prod/predict", "/models/secret/versions/1/predict"):
         assert client.post(f"{API}{path}", json={"inputs": ROWS}, headers=bob).status_code == 404
@@ -159,7 +167,9 @@ def test_onnx_runs_in_onnxruntime_like_predict(
     spec["dtype"] = dtype
     run_id = trained(client, **spec)
     rows = np.array(ROWS * 4)
-    expected = np.array(post(client, f"/runs/{run_id}/predict", {"inputs": rows.tolist()}, 200)["outputs"])
+    expected = np.array(
+        post(client, f"/runs/{run_id}/predict", {"inputs": rows.tolist()}, 200)["outputs"]
+    )
     response = client.get(f"{API}/runs/{run_id}/weights?format=onnx")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/octet-stream"
@@ -172,7 +182,9 @@ def test_onnx_runs_in_onnxruntime_like_predict(
 def test_onnx_of_a_snapshot_and_of_a_version(client: TestClient) -> None:
     run_id = trained(client)
     rows = np.array(ROWS)
-    at_two = np.array(post(client, f"/runs/{run_id}/predict?epoch=2", {"inputs": ROWS}, 200)["outputs"])
+    at_two = np.array(
+        post(client, f"/runs/{run_id}/predict?epoch=2", {"inputs": ROWS}, 200)["outputs"]
+    )
     snap = client.get(f"{API}/runs/{run_id}/weights?format=onnx&epoch=2")
     assert snap.status_code == 200
     (got,) = ort.InferenceSession(snap.content).run(["outputs"], {"inputs": rows})
@@ -181,7 +193,9 @@ def test_onnx_of_a_snapshot_and_of_a_version(client: TestClient) -> None:
     post(client, "/models/onnx-m/versions", {"run_id": run_id}, 201)
     final = np.array(post(client, f"/runs/{run_id}/predict", {"inputs": ROWS}, 200)["outputs"])
     version = client.get(f"{API}/models/onnx-m/versions/1/onnx")
-    assert version.status_code == 200 and version.headers["content-type"] == "application/octet-stream"
+    assert (
+        version.status_code == 200 and version.headers["content-type"] == "application/octet-stream"
+    )
     (got,) = ort.InferenceSession(version.content).run(["outputs"], {"inputs": rows})
     np.testing.assert_allclose(got, final, rtol=1e-12)
     assert client.get(f"{API}/models/onnx-m/versions/9/onnx").status_code == 404

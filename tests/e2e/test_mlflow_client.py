@@ -89,7 +89,9 @@ def test_mlflows_client_on_models_serve(
         assert wrong_type.status_code == 415
         listed = requests.post(f"{base}/invocations", json=[ROWS], timeout=5)
         assert listed.status_code == 400 and listed.json()["error_code"] == "BAD_REQUEST"
-        both = requests.post(f"{base}/invocations", json={"inputs": ROWS, "instances": ROWS}, timeout=5)
+        both = requests.post(
+            f"{base}/invocations", json={"inputs": ROWS, "instances": ROWS}, timeout=5
+        )
         assert both.status_code == 400 and set(both.json()) == {"error_code", "message"}
     finally:
         process.terminate()
