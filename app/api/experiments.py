@@ -175,7 +175,7 @@ def plot_job(
     lines = []
     for run, params in seen.runs:
         metrics = MetricsOut.from_rows(run_store.get_metrics(session=session, run_id=run.id))
-        lines.append((service.params_label(params) or run.name, metrics.model_dump()))
+        lines.append((service.short_label(params) or run.name, metrics.model_dump()))
     finished = all(run.status in TERMINAL_STATUSES for run, _ in seen.runs)
     key = ("experiment", row.id, len(lines), fmt, width, height) if finished else None
     return PlotJob(

@@ -36,6 +36,7 @@ NAME = Annotated[str, Path(max_length=64, description="The model's name.")]
 ALIAS = Annotated[str, Path(max_length=64, description="An alias of the model.")]
 VERSION = Annotated[int, Path(ge=1, le=2**31 - 1, description="A version number.")]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem("No such model (or version, alias).")}
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {400: MALFORMED_JSON, 413: TOO_LARGE}
 OCTETS = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 
 
@@ -62,7 +63,11 @@ def _out(session: SessionDep, model: ModelRow) -> ModelOut:
     "",
     status_code=201,
     response_model=ModelOut,
-    responses={409: problem("A model of this name exists."), 422: problem("Invalid name.")},
+    responses={
+        **BODY_ERRORS,
+        409: problem("A model of this name exists."),
+        422: problem("Invalid name."),
+    },
     summary="Register a model name",
 )
 def create_model(body: ModelIn, session: SessionDep, user: CurrentUser) -> ModelOut:
@@ -105,6 +110,7 @@ def delete_model(model: ValidModel, session: SessionDep, resolutions: Resolution
     response_model=VersionOut,
     responses={
         **NOT_FOUND,
+        **BODY_ERRORS,
         409: problem("The run has not succeeded (and no snapshot at `epoch` was asked for)."),
     },
     summary="Add a version from a run's final model or one of its snapshots",
@@ -139,6 +145,7 @@ def get_version(model: ValidModel, version: VERSION, session: SessionDep) -> Ver
     response_model=ModelOut,
     responses={
         **NOT_FOUND,
+        **BODY_ERRORS,
         422: problem(f"An alias must match {MODEL_NAME_PATTERN}, not a number."),
     },
     summary="Point an alias at a version (takes effect on the next request)",

@@ -117,6 +117,16 @@ def params_label(params: dict[str, Any]) -> str:
     return run_name("", params).removeprefix(" · ")
 
 
+def short_label(params: dict[str, Any]) -> str:
+    """A legend entry: ``sgd(lr=0.1, momentum=0.9), seed=0`` (a whole optimizer by its
+    value alone, other paths by their last segment)."""
+    parts = []
+    for path, value in params.items():
+        text = params_label({path: value}).partition("=")[2]
+        parts.append(text if path == "optimizer" else f"{path.rsplit('.', 1)[-1]}={text}")
+    return ", ".join(parts)
+
+
 def _prepare(
     *, session: Session, document: dict[str, Any], caller: Caller, settings: Settings, where: str
 ) -> run_service.PreparedRun:

@@ -61,14 +61,14 @@ def parse_invocation(
     if not isinstance(document, dict):
         raise InvocationError(
             "Invalid input. The input must be a JSON dictionary with exactly one of the input "
-            f"fields {set(FORMATS)}; got a {type(document).__name__}"
+            f"fields {list(FORMATS)}; got a {type(document).__name__}"
         )
     given = [key for key in document if key in FORMATS]
     unknown = [key for key in document if key not in FORMATS and key != "params"]
     if len(given) != 1 or unknown:
         raise InvocationError(
             "Invalid input. The input must be a JSON dictionary with exactly one of the input "
-            f"fields {set(FORMATS)} (and optionally 'params'). Received dictionary with input "
+            f"fields {list(FORMATS)} (and optionally 'params'). Received dictionary with input "
             f"fields: {list(document)}"
         )
     probabilities = _params(document.get("params"))
