@@ -70,7 +70,10 @@ def save_sklearn_model(path: str) -> None:
     import pandas as pd
 
     model.fit(pd.DataFrame(iris.features, columns=FEATURES), classes)
-    mlflow.sklearn.save_model(model, path)
+    # cloudpickle: the skops format needs one more package
+    mlflow.sklearn.save_model(
+        model, path, serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE
+    )
 
 
 @contextlib.contextmanager
