@@ -43,6 +43,21 @@ def _database_shown(settings: Settings) -> str:
     return settings.resolved_database_url.rpartition("@")[2]
 
 
+def _startup_line(settings: Settings, *, host: str, port: int) -> str:
+    """What an operator needs to see first: where, whether keys are needed, which
+    database, and who trains."""
+    auth = "on (API keys required)" if settings.auth else "off (every request is the local admin)"
+    trainers = (
+        f"{settings.workers} worker(s)"
+        if settings.executor != "none"
+        else "no local workers (ANNLAB_EXECUTOR=none: start `annlab worker`)"
+    )
+    return (
+        f"annlab listening on http://{host}:{port} (auth: {auth}; database: "
+        f"{_database_shown(settings)}; {trainers}; data: {settings.data_dir.resolve()})"
+    )
+
+
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -59,10 +74,7 @@ def serve(
 
     settings = _settings(workers=workers, data_dir=data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    typer.echo(
-        f"annlab listening on http://{host}:{port} (workers: {settings.workers}, "
-        f"data: {settings.data_dir.resolve()}, database: {_database_shown(settings)})",
-    )
+    typer.echo(_startup_line(settings, host=host, port=port))
     uvicorn.run(
         create_app(settings),
         host=host,
@@ -107,16 +119,37 @@ users_cli = typer.Typer(
 cli.add_typer(users_cli, name="users")
 
 
+def _users_settings(data_dir: Path | None) -> Settings:
+    return Settings(data_dir=data_dir) if data_dir is not None else Settings()
+
+
 @contextmanager
-def _database(data_dir: Path | None) -> Iterator[Session]:
+def _database(data_dir: Path | None, *, create: bool = True) -> Iterator[Session]:
     """A session on the server's database (same settings), migrated to the latest
-    revision first; committed at the end of the block."""
+    revision first; committed at the end of the block. ``create`` False: fail, naming
+    the database, when it has no annlab tables yet (a mistyped data dir or URL would
+    otherwise get a new, empty database that the server never reads)."""
+    from sqlalchemy import inspect
+
     from app.db.engine import make_engine, make_session_factory, transaction
     from app.db.migrate import upgrade_to_head
 
-    settings = Settings(data_dir=data_dir) if data_dir is not None else Settings()
-    engine = make_engine(settings.resolved_database_url)
+    settings = _users_settings(data_dir)
+    url = settings.resolved_database_url
+    if not create and url.startswith("sqlite:///") and not Path(url[10:]).exists():
+        _fail(
+            f"no annlab database at {_database_shown(settings)}: pass --create to create a new "
+            "one, or point ANNLAB_DATA_DIR / ANNLAB_DATABASE_URL / --data-dir at the server's"
+        )
+    if create and settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(url)
     try:
+        if not create and not inspect(engine).has_table("alembic_version"):
+            _fail(
+                f"{_database_shown(settings)} holds no annlab tables: pass --create to create "
+                "them, or point ANNLAB_DATABASE_URL / --data-dir at the server's database"
+            )
         upgrade_to_head(engine)
         with transaction(make_session_factory(engine)) as session:
             yield session
@@ -140,6 +173,9 @@ def create_user(
         bool, typer.Option("--admin", help="Sees and manages every user's data.")
     ] = False,
     data_dir: DataDirOption = None,
+    create: Annotated[
+        bool, typer.Option("--create", help="Create the database if it does not exist yet.")
+    ] = False,
 ) -> None:
     """Create a user and print their API key (shown this once).
 
@@ -152,7 +188,7 @@ def create_user(
     from app.db.users import create_user as store_user
 
     try:
-        with _database(data_dir) as session:
+        with _database(data_dir, create=create) as session:
             created = store_user(session=session, name=name, is_admin=admin)
     except UserError as exc:
         _fail(str(exc))
@@ -160,8 +196,9 @@ def create_user(
         _fail(f"a user named {name!r} already exists")
     role = "admin" if admin else "user"
     typer.echo(
-        f"created {role} {name!r}; their API key is below. It is shown only now: "
-        "store it safely and send it as `Authorization: Bearer KEY`.",
+        f"created {role} {name!r} in {_database_shown(_users_settings(data_dir))}; their API "
+        "key is below. It is shown only now: store it safely and send it as "
+        "`Authorization: Bearer KEY`.",
         err=True,
     )
     typer.echo(created.key)

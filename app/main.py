@@ -11,6 +11,8 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from app import offload
+from app.api.docs import HeadAsGetMiddleware, install_docs
 from app.api.main import include_api
 from app.config import Settings
 from app.db.engine import make_engine, make_session_factory, transaction
@@ -19,6 +21,7 @@ from app.db.users import ensure_local_user
 from app.http import BodyLimitMiddleware, install_error_handlers
 from app.jobs.registry import make_executor
 from app.metrics import install_metrics
+from app.run_schemas import PredictRecordsRequest
 from app.schemas import PredictRequest
 from app.services.plot_pool import PlotRenderer
 from app.services.registry import Resolutions
@@ -45,6 +48,12 @@ admins see and manage everything; the built-in datasets are everyone's.
 """
 
 
+BEARER_HELP = (
+    "An API key from `annlab users create NAME`, sent as `Authorization: Bearer KEY` "
+    "(needed only when the server runs with `ANNLAB_AUTH=on`)."
+)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -62,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="A self-hosted REST service that trains small neural networks with NumPy.",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # install_docs: the same pages with their scripts served by annlab
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.in_flight = InFlightKeys()
@@ -72,16 +83,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_pending=max(settings.plot_queue, settings.plot_workers),
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(HeadAsGetMiddleware)
     if settings.metrics:
         install_metrics(app)  # GET /metrics and the HTTP middleware (outermost)
     install_error_handlers(app)
     include_api(app, auth=settings.auth)
+    install_docs(app)
     _finish_openapi(app)
     return app
 
 
 def _finish_openapi(app: FastAPI) -> None:
-    """Two corrections to FastAPI's document, applied once when it is built.
+    """Corrections to FastAPI's document, applied once when it is built.
 
     Routes that parse their body themselves (predict: orjson and NumPy) declare it
     with ``openapi_extra`` as a ``$ref``; the schemas it names are added here. And
@@ -94,11 +107,17 @@ def _finish_openapi(app: FastAPI) -> None:
         if app.openapi_schema is None:
             document = build()
             schemas = document.setdefault("components", {}).setdefault("schemas", {})
-            schemas.setdefault(
-                "PredictRequest",
-                PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}"),
-            )
+            for model in (PredictRequest, PredictRecordsRequest):
+                schemas.setdefault(
+                    model.__name__,
+                    model.model_json_schema(ref_template="#/components/schemas/{model}"),
+                )
             _drop_unreferenced(document, schemas)
+            # Always declared, so /docs has its Authorize button; with auth on the
+            # routes also require it (``require_user``).
+            document["components"].setdefault("securitySchemes", {}).setdefault(
+                "HTTPBearer", {"type": "http", "scheme": "bearer", "description": BEARER_HELP}
+            )
         return app.openapi_schema or build()
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
@@ -140,6 +159,7 @@ def _start(app: FastAPI, settings: Settings) -> None:
 
 def _stop(app: FastAPI) -> None:
     app.state.plot_renderer.shutdown()
+    offload.shutdown()
     executor = getattr(app.state, "executor", None)
     if executor is not None:
         executor.shutdown(graceful=True)

@@ -17,8 +17,12 @@ class RunPatch(BaseModel):
         json_schema_extra={"examples": [{"name": "adam, wider", "tags": {"group": "a"}}]},
     )
 
-    name: str | None = Field(None, min_length=1, max_length=NAME_MAX_LENGTH)
-    tags: dict[TagKey, TagValue] | None = Field(None, max_length=MAX_TAGS)
+    name: str | None = Field(
+        None, min_length=1, max_length=NAME_MAX_LENGTH, description="The new name."
+    )
+    tags: dict[TagKey, TagValue] | None = Field(
+        None, max_length=MAX_TAGS, description="The new tags (replace the old ones)."
+    )
 
 
 class EvaluateRequest(BaseModel):
@@ -40,9 +44,9 @@ class EvaluateRequest(BaseModel):
 
 
 class ClassMetricsOut(BaseModel):
-    precision: float
-    recall: float
-    f1: float
+    precision: float = Field(description="tp / rows predicted as this class (0 if none).")
+    recall: float = Field(description="tp / rows of this class (0 if none).")
+    f1: float = Field(description="2 p r / (p + r) (0 if both are 0).")
     support: int = Field(description="Rows of this true class.")
 
 
@@ -59,11 +63,39 @@ class EvaluationOut(BaseModel):
     per_class: dict[str, ClassMetricsOut] | None = Field(None, description="By class name.")
     macro_f1: float | None = Field(None, description="Mean F1 over every class.")
     mse: float | None = Field(None, description="Regression: mean of (t − y)², not halved.")
-    rmse: float | None = None
-    mae: float | None = None
-    r2: float | None = None
+    rmse: float | None = Field(None, description="Regression: √mse.")
+    mae: float | None = Field(None, description="Regression: mean of |t − y|.")
+    r2: float | None = Field(
+        None, description="Regression: 1 − SS_res / SS_tot, per output, averaged."
+    )
 
 
 class SplitOut(BaseModel):
     train: list[int] = Field(description="Row indices of the training rows, in order.")
     validation: list[int] = Field(description="Row indices held out for validation.")
+
+
+class PredictRecordsRequest(BaseModel):
+    """Rows by feature name (any order); every record has every feature of the model."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "records": [
+                        {
+                            "sepal_length": 5.1,
+                            "sepal_width": 3.5,
+                            "petal_length": 1.4,
+                            "petal_width": 0.2,
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+
+    records: list[dict[str, float]] = Field(
+        min_length=1, description="One object per row: feature name → finite number."
+    )

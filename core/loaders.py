@@ -35,13 +35,18 @@ from core.value_checks import (
 )
 
 __all__ = [
+    "DELIMITERS",
     "MAX_FEATURES",
     "TASKS",
     "dataset_from_csv",
     "dataset_from_json",
     "dataset_from_npz_bytes",
     "dataset_to_npz_bytes",
+    "sniff_delimiter",
 ]
+
+#: The CSV delimiters recognised: comma, semicolon (spreadsheets in many locales), tab.
+DELIMITERS = (",", ";", "\t")
 
 #: A finite decimal number as written in a CSV cell (ASCII digits only).
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -86,13 +91,56 @@ def dataset_from_json(
 
     if task == "classification":
         labels, class_names = class_targets(list(values), where)
+        _check_class_count(len(class_names), n_samples)
         return Dataset(name, task, matrix, labels, class_names, names)
     outputs = regression_targets(values, where)
     return Dataset(name, task, matrix, outputs, None, names)
 
 
-def dataset_from_csv(*, content: Any, target: Any, task: Any, name: Any) -> Dataset:
+def sniff_delimiter(text: str) -> str:
+    """The delimiter of a CSV text: of ``DELIMITERS``, the one its first non-blank line
+    (the header) holds most often outside quotes; a comma when it holds none."""
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    unquoted = re.sub(r'"[^"]*"', "", header)
+    counts = {delimiter: unquoted.count(delimiter) for delimiter in DELIMITERS}
+    best = max(DELIMITERS, key=lambda delimiter: counts[delimiter])
+    return best if counts[best] > 0 else ","
+
+
+def _check_delimiter(delimiter: Any) -> str | None:
+    if delimiter is None or delimiter == "":
+        return None
+    if delimiter in ("tab", "\\t"):
+        return "\t"
+    if delimiter not in DELIMITERS:
+        raise DatasetError(
+            f"delimiter {describe(delimiter)} is not one of ',', ';', tab (or leave it out: "
+            "it is detected from the header row)",
+            "delimiter",
+        )
+    return str(delimiter)
+
+
+def _check_class_count(n_classes: int, n_rows: int) -> None:
+    """More classes than half the rows is almost surely a numeric target uploaded as a
+    classification (every distinct value a class of one or two rows). Two classes
+    never are (a toy set such as XOR has as many rows as it needs)."""
+    if n_classes > 2 and n_classes > n_rows / 2:
+        raise DatasetError(
+            f"{n_classes} classes for {n_rows} rows: more classes than half the rows leaves "
+            "about one example per class. If the target is a number to predict, upload with "
+            "task=regression",
+            "task",
+        )
+
+
+def dataset_from_csv(
+    *, content: Any, target: Any, task: Any, name: Any, delimiter: Any = None
+) -> Dataset:
     """Parse a UTF-8 CSV file with a header row into a ``Dataset``.
+
+    ``delimiter`` is ``,``, ``;`` or tab (``"\\t"`` or ``"tab"``); None: detected from
+    the header row (``sniff_delimiter``).
 
     ``target`` names the target column; every other column is a feature and must
     hold finite numbers in every row. Classification targets are class names, or
@@ -110,6 +158,7 @@ def dataset_from_csv(*, content: Any, target: Any, task: Any, name: Any) -> Data
         raise DatasetError(f"the CSV file must be bytes, got {describe(content)}", "file")
     if not isinstance(target, str) or not target.strip():
         raise DatasetError("the target column name must be a non-empty string", "target")
+    chosen = _check_delimiter(delimiter)
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -117,7 +166,7 @@ def dataset_from_csv(*, content: Any, target: Any, task: Any, name: Any) -> Data
             f"the CSV file is not UTF-8 text (invalid byte at offset {exc.start})", "file"
         ) from None
 
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=chosen or sniff_delimiter(text))
     try:
         rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
     except csv.Error as exc:
@@ -163,6 +212,7 @@ def dataset_from_csv(*, content: Any, target: Any, task: Any, name: Any) -> Data
         if all(_INTEGER.fullmatch(cell) for cell in cells):
             labels = [int(cell) for cell in cells]
         targets, class_names = class_targets(labels, where)
+        _check_class_count(len(class_names), len(body))
         return Dataset(name, task, features, targets, class_names, feature_names)
 
     outputs = np.empty((len(body), len(target_columns)), dtype=np.float64)

@@ -263,4 +263,6 @@ class PreparedRun:
             mean=self.mean,
             std=self.std,
             class_names=list(data.class_names) if data.class_names is not None else None,
+            feature_names=list(data.feature_names) or None,
+            dataset_name=data.name,
         )

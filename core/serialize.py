@@ -3,9 +3,12 @@
 The ``.npz`` holds only numeric and unicode arrays and is read with
 ``allow_pickle=False``: a file that would need pickle (an object array, a raw
 pickle) raises :class:`core.errors.UnsafeFileError` and is never executed.
-Members: ``format`` ("annlab.model/1"), ``spec`` (the normalised RunSpec as JSON
-text), ``task``, ``class_names`` (JSON text), ``mean``/``std`` when the features
-are standardised, and ``layers.<i>.weights`` / ``layers.<i>.biases``.
+Members (format ``annlab.model/2``): ``format``, ``spec`` (the normalised RunSpec
+as JSON text), ``task`` and ``dataset_name`` (0-d text), ``class_names`` (a 1-d
+string array; absent for regression) and ``feature_names`` (a 1-d string array),
+``mean``/``std`` when the features are standardised, and ``layers.<i>.weights`` /
+``layers.<i>.biases``. ``annlab.model/1`` files (``class_names`` as JSON text, no
+feature or dataset names) are still read.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from core.errors import CheckpointError, UnsafeFileError
 from core.network import Network, predict_classes
 from core.specs import RunSpec, Task
 
-MODEL_FORMAT = "annlab.model/1"
+MODEL_FORMAT = "annlab.model/2"
+#: Still read: class names as JSON text, no feature or dataset names.
+MODEL_FORMAT_1 = "annlab.model/1"
 #: Rows per forward pass in ``predict``.
 PREDICT_CHUNK = 4096
 
@@ -77,6 +82,21 @@ def text_array(text: str) -> np.ndarray:
     return np.array(text, dtype=np.str_)
 
 
+def strings_array(texts: list[str]) -> np.ndarray:
+    """A 1-d unicode array (stored without pickle; ``np.str_`` even when empty)."""
+    return np.array(texts, dtype=np.str_).reshape(len(texts))
+
+
+def read_strings(arrays: dict[str, np.ndarray], name: str) -> list[str] | None:
+    """A 1-d unicode member as a list; None when absent."""
+    value = arrays.get(name)
+    if value is None:
+        return None
+    if value.dtype.kind != "U" or value.ndim != 1:
+        raise CheckpointError(f"member {name!r} is not a list of strings")
+    return [str(item) for item in value.tolist()]
+
+
 def read_text(arrays: dict[str, np.ndarray], name: str) -> str:
     value = arrays.get(name)
     if value is None or value.dtype.kind != "U" or value.ndim != 0:
@@ -94,6 +114,9 @@ class TrainedModel:
     mean: np.ndarray | None = None  # float64 standardisation, or None
     std: np.ndarray | None = None
     class_names: list[str] | None = None
+    #: The dataset's feature names and name (None: a model file from before they were kept).
+    feature_names: list[str] | None = None
+    dataset_name: str | None = None
     _network: Network | None = field(default=None, init=False, repr=False, compare=False)
     # The network's forward pass writes into workspace buffers it reuses, so a model
     # shared by concurrent predictions (the service's cache) must run one at a time.
@@ -160,11 +183,17 @@ class TrainedModel:
     # --------------------------------------------------------------- documents
 
     def to_weights_document(self) -> dict[str, Any]:
-        """API.md's weights document; ``weights[i][j]`` joins input i to unit j."""
+        """API.md's weights document; ``weights[i][j]`` joins input i to unit j. Also
+        ``task``, ``class_names``, ``feature_names`` and ``dataset_name``: what a client
+        needs to use the weights without asking the service anything else."""
         standardize = None
         if self.mean is not None and self.std is not None:
             standardize = {"mean": self.mean.tolist(), "std": self.std.tolist()}
         return {
+            "task": self.task,
+            "class_names": self.class_names,
+            "feature_names": self.feature_names,
+            "dataset_name": self.dataset_name,
             "dtype": self.spec.dtype,
             "standardize": standardize,
             "layers": [
@@ -204,7 +233,14 @@ class TrainedModel:
             mean = np.array(standardize["mean"], dtype=np.float64)
             std = np.array(standardize["std"], dtype=np.float64)
         model = cls(
-            spec=spec, task=task, layers=layers, mean=mean, std=std, class_names=class_names
+            spec=spec,
+            task=task,
+            layers=layers,
+            mean=mean,
+            std=std,
+            class_names=class_names if class_names is not None else document.get("class_names"),
+            feature_names=document.get("feature_names"),
+            dataset_name=document.get("dataset_name"),
         )
         model.check()
         return model
@@ -222,6 +258,10 @@ class TrainedModel:
                     f"fit {n_in} inputs and {layer.units} units"
                 )
             n_in = layer.units
+        if self.feature_names is not None and len(self.feature_names) != self.n_features:
+            raise CheckpointError(
+                f"{len(self.feature_names)} feature names for {self.n_features} inputs"
+            )
         if (self.mean is None) != (self.std is None) or (
             self.mean is not None
             and self.std is not None
@@ -234,8 +274,13 @@ class TrainedModel:
             "format": text_array(MODEL_FORMAT),
             "spec": text_array(self.spec.model_dump_json()),
             "task": text_array(self.task),
-            "class_names": text_array(json.dumps(self.class_names)),
         }
+        if self.class_names is not None:
+            arrays["class_names"] = strings_array(self.class_names)
+        if self.feature_names is not None:
+            arrays["feature_names"] = strings_array(self.feature_names)
+        if self.dataset_name is not None:
+            arrays["dataset_name"] = text_array(self.dataset_name)
         if self.mean is not None and self.std is not None:
             arrays["mean"] = self.mean
             arrays["std"] = self.std
@@ -248,13 +293,19 @@ class TrainedModel:
     def from_npz_bytes(cls, data: bytes) -> TrainedModel:
         """Read :meth:`to_npz_bytes` (``allow_pickle=False``; UnsafeFileError if pickled)."""
         arrays = load_npz(data)
-        if read_text(arrays, "format") != MODEL_FORMAT:
+        file_format = read_text(arrays, "format")
+        if file_format not in (MODEL_FORMAT, MODEL_FORMAT_1):
             raise CheckpointError("not an annlab model file")
         try:
             spec = RunSpec.model_validate_json(read_text(arrays, "spec"))
-            class_names = json.loads(read_text(arrays, "class_names"))
+            if file_format == MODEL_FORMAT_1:
+                class_names = json.loads(read_text(arrays, "class_names"))
+            else:
+                class_names = read_strings(arrays, "class_names")
         except ValueError as error:
             raise CheckpointError(f"unreadable model metadata: {error}") from None
+        feature_names = read_strings(arrays, "feature_names")
+        dataset_name = read_text(arrays, "dataset_name") if "dataset_name" in arrays else None
         task = read_text(arrays, "task")
         if task not in ("classification", "regression"):
             raise CheckpointError(f"unknown task {task!r}")
@@ -276,6 +327,8 @@ class TrainedModel:
             mean=arrays.get("mean"),
             std=arrays.get("std"),
             class_names=class_names,
+            feature_names=feature_names,
+            dataset_name=dataset_name,
         )
         model.check()
         return model

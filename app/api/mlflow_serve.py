@@ -88,8 +88,10 @@ async def invocations(
 ) -> Response:
     try:
         served = await served_model(request, name, reference, scope)
-        features = served.resolved.feature_names or tuple(
-            f"x{index}" for index in range(served.model.n_features)
+        features = (
+            served.model.model.feature_names
+            or served.resolved.feature_names
+            or [f"x{index}" for index in range(served.model.n_features)]
         )
         body = await request.body()
         invocation = parse_invocation(body, request.headers.get("content-type"), features)

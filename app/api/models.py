@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.api.predict import INLINE_PREDICT_ROWS, PREDICT_BODY
-from app.api.predict_body import predict_inputs
+from app.api.predict_body import NamedInputs, predict_inputs
 from app.db import registry as store
 from app.db import runs as run_store
 from app.db.tables import ModelRow
@@ -277,12 +278,20 @@ async def predict_rows(entry: serving.LoadedModel, inputs: Any) -> serving.Predi
 async def predict_by_reference(
     request: Request, name: str, reference: str, scope: str | None
 ) -> Response:
-    matrix, rows = predict_inputs(await request.body(), request.headers.get("content-type"))
+    parsed = predict_inputs(await request.body(), request.headers.get("content-type"))
+    named: NamedInputs | None = None
+    matrix: np.ndarray | None
+    if isinstance(parsed, NamedInputs):
+        named, matrix, rows = parsed, parsed.matrix, None
+    else:
+        matrix, rows = parsed
     serving.check_predict_rows(
         n_rows=len(matrix) if matrix is not None else len(rows or []),
         settings=request.app.state.settings,
     )
     served = await served_model(request, name, reference, scope)
+    if named is not None:  # records or CSV: columns by name, in the model's order
+        matrix = named.for_features(served.model.model.feature_names)
     inputs = serving.input_matrix(model=served.model, matrix=matrix, rows=rows)
     result = await predict_rows(served.model, inputs)
     return ORJSONResponse({"outputs": result.outputs, "predictions": result.predictions})

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from app.api.predict_body import predict_inputs
+from app.api.predict_body import NamedInputs, predict_inputs
 from app.deps import (
     RUN_ID_MAX_LENGTH,
     CurrentUser,
@@ -47,12 +47,13 @@ class PredictRoute(GuardedRoute):
     itself: FastAPI's handler (dependency solving, validation) only for what the fast
     handler leaves to it.
 
-    The fast handler runs the guards the API's routes get, in the same order: the JSON
-    depth guard (``GuardedRoute``), then the caller (``get_current_user``: the local
-    admin with auth off, else the bearer key or a 401; all that the router-wide
-    ``require_user`` does besides documenting the scheme), then the endpoint. A run id
-    over ``RUN_ID_MAX_LENGTH`` goes to FastAPI's handler, for its 422; so does any
-    request with a query string (``?epoch=``: FastAPI validates it)."""
+    The fast handler runs the guards the API's routes get, in the same order: the
+    caller (``get_current_user``: the local admin with auth off, else the bearer key
+    or a 401, before the body is read; all that the router-wide ``require_user`` does
+    besides documenting the scheme), then the JSON depth guard (``GuardedRoute``),
+    then the endpoint. A run id over ``RUN_ID_MAX_LENGTH`` goes to FastAPI's handler,
+    for its 422; so does any request with a query string (``?epoch=``: FastAPI
+    validates it)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         documented = super().get_route_handler()
@@ -62,8 +63,8 @@ class PredictRoute(GuardedRoute):
             run_id = request.path_params["run_id"]
             if len(run_id) > RUN_ID_MAX_LENGTH or request.scope.get("query_string"):
                 return await documented(request)
+            user = await get_current_user(request)  # from the headers: before the body
             await check_json_depth(request)
-            user = await get_current_user(request)
             response: Response = await endpoint(run_id, request, user)
             return response
 
@@ -95,12 +96,28 @@ SnapshotEpoch = Annotated[
 
 #: Above this many rows a prediction runs in the thread pool, not on the event loop.
 INLINE_PREDICT_ROWS = 1000
+#: Bodies larger than this are parsed in the thread pool, not on the event loop.
+INLINE_PARSE_BYTES = 256 * 1024
 
 PREDICT_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/PredictRequest"},
+                        {"$ref": "#/components/schemas/PredictRecordsRequest"},
+                    ]
+                }
+            },
+            "text/csv": {
+                "schema": {
+                    "type": "string",
+                    "description": "A header row of feature names (any order), then rows.",
+                },
+                "example": "petal_length,sepal_length,petal_width,sepal_width\n1.4,5.1,0.2,3.5\n",
+            },
         },
     }
 }
@@ -175,7 +192,21 @@ async def predict(
     run_id: RunId, request: Request, user: CurrentUser, epoch: SnapshotEpoch = None
 ) -> Response:
     state = request.app.state
-    matrix, rows = predict_inputs(await request.body(), request.headers.get("content-type"))
+    body = await request.body()
+    content_type = request.headers.get("content-type")
+    # A valid inputs body has one "[" per row and one around them: more is over the limit
+    # (or not a valid body at all), answered before anything is parsed.
+    serving.check_predict_rows(n_rows=body.count(b"[") - 1, settings=state.settings)
+    if len(body) > INLINE_PARSE_BYTES:
+        parsed = await run_in_threadpool(predict_inputs, body, content_type)
+    else:
+        parsed = predict_inputs(body, content_type)
+    named: NamedInputs | None = None
+    matrix: np.ndarray | None
+    if isinstance(parsed, NamedInputs):  # records or CSV: columns by name
+        named, matrix, rows = parsed, parsed.matrix, None
+    else:
+        matrix, rows = parsed
     serving.check_predict_rows(
         n_rows=len(matrix) if matrix is not None else len(rows or []), settings=state.settings
     )
@@ -184,6 +215,8 @@ async def predict(
     entry = serving.cached_model(cache=cache, key=key, scope=user.scope)
     if entry is None:  # a miss: the run and its model, in the thread pool
         entry = await run_in_threadpool(_load, state.session_factory, cache, key, user.scope)
+    if named is not None:  # records or CSV: columns by name, in the model's order
+        matrix = named.for_features(entry.model.feature_names)
     inputs = serving.input_matrix(model=entry, matrix=matrix, rows=rows)
     if len(inputs) <= INLINE_PREDICT_ROWS:
         result = serving.try_predict(model=entry, inputs=inputs)

@@ -61,6 +61,7 @@ class Cause(StrEnum):
 
     SHUTDOWN = "shutdown"  # the pool stops: pause, requeue
     TIMEOUT = "timeout"  # ANNLAB_MAX_RUN_SECONDS: end early, keep the model
+    YIELD = "yield"  # trained a slice while another user's run waits: pause, requeue behind
     STOP = "stop"  # the user asked to stop and keep the model
     CANCEL = "cancel"  # the user asked to cancel
     LOST = "lost"  # the run is no longer ours (deleted, requeued by recovery)
@@ -70,6 +71,7 @@ class Cause(StrEnum):
 #: the time limit keep the model, the rest drop it.
 STOP_FOR_CAUSE = {
     Cause.SHUTDOWN: Stop.PAUSE,
+    Cause.YIELD: Stop.PAUSE,
     Cause.TIMEOUT: Stop.INTERRUPT,
     Cause.STOP: Stop.STOP,
     Cause.CANCEL: Stop.CANCEL,
@@ -92,15 +94,18 @@ class WorkerConfig:
     max_running_per_user: int = 0
     #: ANNLAB_MAX_SNAPSHOT_BYTES: the byte budget of one run's snapshots.
     max_snapshot_bytes: int | None = None
+    #: ANNLAB_SLICE_SECONDS: training time before a run yields to another user's (0: never).
+    slice_seconds: float = 0.0
 
     @classmethod
     def from_settings(cls, worker_id: str, settings: Settings) -> WorkerConfig:
         return cls(
             worker_id=worker_id,
             checkpoint_seconds=settings.checkpoint_seconds,
-            max_run_seconds=settings.max_run_seconds,
+            max_run_seconds=settings.resolved_max_run_seconds,
             max_running_per_user=settings.resolved_max_running_runs_per_user,
             max_snapshot_bytes=settings.max_snapshot_bytes,
+            slice_seconds=settings.slice_seconds,
         )
 
 
@@ -165,6 +170,7 @@ class _Job:
         self.last_heartbeat = time.monotonic()
         self.started = time.monotonic()
         self.cause: Cause | None = None
+        self.owner_id = ""
 
     # -- callbacks of core.training.train
 
@@ -177,13 +183,12 @@ class _Job:
     def on_epoch(self, metrics: EpochMetrics) -> None:
         self.pending.append(metrics.as_dict())
         if self.snapshots or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
-            with transaction(self.factory) as session:
-                self._flush(session)
+            self._write(self._flush)
 
     def should_stop(self) -> Stop | None:
-        """``STOP_FOR_CAUSE`` of why the run must end early; None: keep training. Between
-        two reads of the run's row (every ``CANCEL_POLL_SECONDS``) this costs two clock
-        reads."""
+        """``STOP_FOR_CAUSE`` of why the run must end early (a pause on shutdown and at
+        the end of a slice returns a checkpoint); None: keep training. Between two reads
+        of the run's row (every ``CANCEL_POLL_SECONDS``) this costs two clock reads."""
         if self.cause is None:
             self._poll()
         if self.cause is None:
@@ -198,9 +203,15 @@ class _Job:
             self.cause = Cause.TIMEOUT
         elif now - self.last_poll >= CANCEL_POLL_SECONDS:
             self.last_poll = now
-            with self.factory() as session:
+            sliced = self.config.slice_seconds and now - self.started >= self.config.slice_seconds
+            with self.factory() as session:  # a read: never the write lock
                 poll = progress.poll_run(
                     session=session, run_id=self.run_id, worker_id=self.worker_id
+                )
+                waiting = bool(sliced) and run_store.another_user_waits(
+                    session=session,
+                    owner_id=self.owner_id,
+                    max_running_per_user=self.config.max_running_per_user,
                 )
             if not poll.owned:
                 self.cause = Cause.LOST
@@ -208,14 +219,31 @@ class _Job:
                 self.cause = Cause.CANCEL
             elif poll.stop:
                 self.cause = Cause.STOP
+            elif waiting:
+                self.cause = Cause.YIELD
             elif now - self.last_heartbeat >= HEARTBEAT_SECONDS:
-                with transaction(self.factory) as session:
-                    self._flush(session)
+                self._write(self._flush)
 
     def on_checkpoint(self, checkpoint: Checkpoint) -> None:
-        with transaction(self.factory) as session:
+        def write(session: Session) -> None:
             self._flush(session)
             self._save(session, checkpoint)
+
+        self._write(write)
+
+    def _write(self, work: Callable[[Session], None]) -> None:
+        """``work`` in one write transaction, retried while the database is locked (a
+        busy database must not fail a run that trains on); the pending epochs are
+        forgotten only once committed."""
+        flushed, snapped = len(self.pending), len(self.snapshots)
+
+        def attempt() -> None:
+            with transaction(self.factory) as session:
+                work(session)
+
+        progress.retry_locked(attempt)
+        del self.pending[:flushed]
+        del self.snapshots[:snapped]
 
     def _save(self, session: Session, checkpoint: Checkpoint) -> None:
         progress.save_checkpoint(
@@ -228,6 +256,7 @@ class _Job:
         )
 
     def _flush(self, session: Session) -> None:
+        """Record the pending epochs (``_write`` drops them once committed)."""
         owned = progress.record_progress(
             session=session, run_id=self.run_id, worker_id=self.worker_id, epochs=self.pending
         )
@@ -235,7 +264,6 @@ class _Job:
             snapshot_store.save_snapshots(
                 session=session, run_id=self.run_id, snapshots=self.snapshots
             )
-        self.pending, self.snapshots = [], []
         self.last_flush = self.last_heartbeat = time.monotonic()
         if not owned:
             self.cause = Cause.LOST
@@ -249,7 +277,7 @@ class _Job:
                 row = run_store.get_run(session=session, run_id=self.run_id, owner_id=None)
                 if row is None:
                     return
-                spec_json, dataset_id = row.spec, row.dataset_id
+                spec_json, dataset_id, self.owner_id = row.spec, row.dataset_id, row.owner_id
                 self.n_parameters = row.n_parameters
                 checkpoint_row = progress.load_checkpoint(session=session, run_id=self.run_id)
                 checkpoint_bytes = checkpoint_row.data if checkpoint_row is not None else None
@@ -304,8 +332,9 @@ class _Job:
         if self.cause is Cause.LOST:
             return
         if result.stop_reason == StopReason.PAUSED:
-            # A shutdown: store the exact state (taken between two mini-batches) and
-            # put the run back in the queue; it resumes from here, bit for bit.
+            # A shutdown or the end of a slice: store the exact state (taken between two
+            # mini-batches) and put the run back in the queue (after a slice: behind the
+            # runs waiting); it resumes from here, bit for bit.
             self._pause(result.checkpoint)
         elif result.stop_reason == StopReason.INTERRUPTED:
             # ANNLAB_MAX_RUN_SECONDS: the model so far is kept; the error says why it ended.
@@ -337,16 +366,25 @@ class _Job:
             )
 
     def _pause(self, checkpoint: Checkpoint | None) -> None:
-        with transaction(self.factory) as session:
+        behind = self.cause is Cause.YIELD
+
+        def write(session: Session) -> None:
             self._flush(session)
             if checkpoint is not None:
                 self._save(session, checkpoint)
             progress.requeue(
-                session=session, run_ids=[self.run_id], crashed=False, only_worker=self.worker_id
+                session=session,
+                run_ids=[self.run_id],
+                crashed=False,
+                only_worker=self.worker_id,
+                behind=behind,
             )
+
+        self._write(write)
         log.info(
-            "run %s paused for shutdown at epoch %d + %d batches; requeued",
+            "run %s paused (%s) at epoch %d + %d batches; requeued",
             self.run_id,
+            "its slice is over, another user waits" if behind else "shutdown",
             checkpoint.epoch if checkpoint is not None else -1,
             checkpoint.batch if checkpoint is not None else 0,
         )
@@ -360,7 +398,7 @@ class _Job:
         best_epoch: int | None = None,
         weights: bytes | None = None,
     ) -> None:
-        with transaction(self.factory) as session:
+        def write(session: Session) -> None:
             self._flush(session)
             progress.finish_run(
                 session=session,
@@ -372,6 +410,8 @@ class _Job:
                 best_epoch=best_epoch,
                 weights=weights,
             )
+
+        self._write(write)
 
 
 # ------------------------------------------------------------------- process entry

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db import datasets as dataset_store
+from app.db import runs as run_store
 from app.errors import Conflict, Forbidden, LimitExceeded, NotFound, limit_message
 from app.schemas import DatasetOut
 from core.data import Dataset
@@ -105,10 +106,9 @@ def check_file_size(*, n_bytes: int, settings: Settings) -> None:
         )
 
 
-def create_dataset(
-    *, session: Session, owner_id: str, dataset: Dataset, settings: Settings
-) -> DatasetOut:
-    """Store a parsed upload for ``owner_id`` (422 over ``ANNLAB_MAX_DATASET_BYTES``); commits."""
+def encode_dataset(dataset: Dataset, settings: Settings) -> bytes:
+    """A parsed upload as stored (``.npz``); 422 over ``ANNLAB_MAX_DATASET_BYTES``. Slow for
+    big uploads: run it before the write transaction, off the event loop."""
     data = dataset_to_npz_bytes(dataset)
     if len(data) > settings.max_dataset_bytes:
         raise LimitExceeded(
@@ -119,6 +119,11 @@ def create_dataset(
                 "max_dataset_bytes",
             )
         )
+    return data
+
+
+def create_dataset(*, session: Session, owner_id: str, dataset: Dataset, data: bytes) -> DatasetOut:
+    """Store an encoded upload (``encode_dataset``) for ``owner_id``: one short write; commits."""
     row = dataset_store.create_dataset(
         session=session, owner_id=owner_id, dataset=dataset, data=data
     )
@@ -126,9 +131,12 @@ def create_dataset(
     return DatasetOut.from_row(row)
 
 
-def delete_dataset(*, session: Session, dataset_id: str, owner_id: str | None) -> None:
+def delete_dataset(
+    *, session: Session, dataset_id: str, owner_id: str | None, force: bool = False
+) -> None:
     """Delete an upload: 403 built-in, 404 unknown, 409 while a queued or running run
-    uses it; commits."""
+    uses it, and 409 (naming how many) when finished runs refer to it unless ``force``
+    (they keep their models: serving reads only the stored weights); commits."""
     if is_builtin(dataset_id):
         raise Forbidden(f"{dataset_id!r} is a built-in dataset and cannot be deleted")
     row = dataset_store.get_dataset(session=session, dataset_id=dataset_id, owner_id=owner_id)
@@ -136,5 +144,12 @@ def delete_dataset(*, session: Session, dataset_id: str, owner_id: str | None) -
         raise _not_found(dataset_id)
     if dataset_store.is_in_use(session=session, dataset_id=dataset_id):
         raise Conflict(f"dataset {dataset_id!r} is used by a queued or running run")
+    used_by = run_store.count_using_dataset(session=session, dataset_id=dataset_id)
+    if used_by and not force:
+        raise Conflict(
+            f"dataset {dataset_id!r} is used by {used_by} run(s): delete with ?force=true to "
+            "delete it anyway (the runs keep their models; evaluating them on their own "
+            "validation rows will no longer work)"
+        )
     dataset_store.delete_dataset(session=session, dataset_id=dataset_id)
     session.commit()

@@ -237,9 +237,11 @@ def input_matrix(
     else:
         widths = {matrix.shape[1]}
     if matrix is None or matrix.shape[1] != model.n_features:
+        names = model.model.feature_names
+        order = f", in this order: {', '.join(names)}" if names else ""
         raise Unprocessable(
-            f"inputs: each row must have {model.n_features} numbers (the model's input width); "
-            f"got rows of {sorted(widths)}"
+            f"inputs: each row must have {model.n_features} numbers (the model's input width"
+            f"{order}); got rows of {sorted(widths)}"
         )
     return matrix
 

@@ -6,7 +6,7 @@ and the stop-and-keep request.
 SQL, paged by the database. Existing runs are filled in from their stored epochs.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003_queued_at
 Create Date: 2026-12-01
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003_queued_at"
 branch_labels = None
 depends_on = None
 

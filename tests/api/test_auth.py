@@ -189,7 +189,10 @@ def test_openapi_documents_the_bearer_scheme_and_401(auth_client: TestClient) ->
 def test_with_auth_off_nothing_asks_for_a_key(idle_client: TestClient) -> None:
     assert idle_client.get(f"{API}/runs").status_code == 200
     document = idle_client.get("/openapi.json").json()
-    assert "securitySchemes" not in document.get("components", {})
+    # the scheme is declared (an Authorize button in /docs), no operation requires it
+    assert "HTTPBearer" in document["components"]["securitySchemes"]
+    operations = [op for path in document["paths"].values() for op in path.values()]
+    assert not any(operation.get("security") for operation in operations)
 
 
 # --------------------------------------------------------------- ownership
@@ -259,7 +262,9 @@ def test_an_admin_sees_and_manages_everything(users: dict[str, As], alices: dict
     assert root.wait(on_alices.json()["id"])["status"] == "succeeded"
     assert root.delete(f"{API}/runs/{alices['run']}").status_code == 204
     assert users["alice"].get(f"{API}/runs/{alices['run']}").status_code == 404
-    assert root.delete(f"{API}/datasets/{alices['dataset']}").status_code == 204
+    # root's run on it finished: it refers to the dataset, so only with force
+    assert root.delete(f"{API}/datasets/{alices['dataset']}").status_code == 409
+    assert root.delete(f"{API}/datasets/{alices['dataset']}?force=true").status_code == 204
 
 
 def test_built_ins_are_everyones_and_never_deletable(users: dict[str, As]) -> None:
@@ -328,7 +333,7 @@ def run_cli(data_dir: Path, *args: str) -> Any:
 
 def test_the_cli_creates_lists_and_revokes_users(tmp_path: Path) -> None:
     data_dir = tmp_path / "cli-data"
-    created = run_cli(data_dir, "create", "alice")
+    created = run_cli(data_dir, "create", "alice", "--create")
     assert created.exit_code == 0, created.output
     key = created.stdout.strip()
     assert key.startswith("annlab_") and len(key) > 40 and "\n" not in key
@@ -345,9 +350,28 @@ def test_the_cli_creates_lists_and_revokes_users(tmp_path: Path) -> None:
     assert alice.split()[-1] == "UTC" and alice.count("UTC") == 2  # created and revoked
 
 
+def test_users_create_names_the_database_and_creates_one_only_with_create(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    data_dir = tmp_path / "typo"
+    refused = run_cli(data_dir, "create", "alice")
+    assert refused.exit_code == 1 and "--create" in refused.stderr
+    assert str(data_dir) in refused.stderr and not data_dir.exists()
+    created = run_cli(data_dir, "create", "alice", "--create")
+    assert created.exit_code == 0 and str(data_dir / "annlab.db") in created.stderr
+    again = run_cli(data_dir, "create", "bob")  # the database exists now: no flag needed
+    assert again.exit_code == 0, again.output
+    # a database server without annlab's tables: refused too
+    env = {"ANNLAB_DATABASE_URL": postgres_url}
+    empty = CliRunner().invoke(cli, ["users", "create", "carol"], env=env)
+    assert empty.exit_code == 1 and "no annlab tables" in empty.stderr
+    made = CliRunner().invoke(cli, ["users", "create", "carol", "--create"], env=env)
+    assert made.exit_code == 0, made.output
+
+
 def test_the_cli_refuses_a_duplicate_or_invalid_name(tmp_path: Path) -> None:
     data_dir = tmp_path / "cli-data"
-    assert run_cli(data_dir, "create", "alice").exit_code == 0
+    assert run_cli(data_dir, "create", "alice", "--create").exit_code == 0
     duplicate = run_cli(data_dir, "create", "alice")
     assert duplicate.exit_code != 0
     assert "already exists" in duplicate.stderr and duplicate.stdout == ""
@@ -361,7 +385,9 @@ def test_a_key_from_the_cli_opens_the_api(
     make_client: Callable[..., TestClient], tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
-    key = run_cli(data_dir, "create", "alice").stdout.strip()  # before the server ever ran
+    key = run_cli(
+        data_dir, "create", "alice", "--create"
+    ).stdout.strip()  # before the server ever ran
     client = make_client(auth=True, executor="none", data_dir=data_dir)
     assert client.get(f"{API}/runs", headers=bearer(key)).status_code == 200
     assert run_cli(data_dir, "revoke", "alice").exit_code == 0  # while it runs

@@ -75,7 +75,9 @@ def test_classification_report_by_hand(client: TestClient, iris_run: dict[str, A
 def test_regression_report_by_hand(client: TestClient) -> None:
     spec = {
         "dataset": "sine",
-        "model": {"layers": [{"units": 8, "activation": "tanh"}, {"units": 1, "activation": "linear"}]},
+        "model": {
+            "layers": [{"units": 8, "activation": "tanh"}, {"units": 1, "activation": "linear"}]
+        },
         "optimizer": {"type": "adam", "learning_rate": 0.01},
         "training": {"epochs": 5},
         "dtype": "float64",

@@ -32,10 +32,12 @@ def test_0004_up_and_down_with_rows(database_url: str) -> None:
             (command.upgrade if up else command.downgrade)(config, target)
 
     try:
-        migrate("0002")
+        migrate("0003_queued_at")
         with engine.begin() as connection:
             connection.execute(
-                text("INSERT INTO users (id, name, is_admin, created_at) VALUES ('u', 'ann', :f, :t)"),
+                text(
+                    "INSERT INTO users (id, name, is_admin, created_at) VALUES ('u', 'ann', :f, :t)"
+                ),
                 {"f": False, "t": datetime(2026, 1, 1)},
             )
             connection.execute(
@@ -71,7 +73,7 @@ def test_0004_up_and_down_with_rows(database_url: str) -> None:
                 )
             ).one()
         assert (row[0], row[1], row[2], bool(row[3]), row[4]) == (0.25, 0.75, 30.0, False, None)
-        migrate("0002", up=False)
+        migrate("0003_queued_at", up=False)
         columns = {column["name"] for column in inspect(engine).get_columns("runs")}
         assert not NEW_COLUMNS & columns
         with engine.connect() as connection:

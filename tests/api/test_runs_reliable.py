@@ -165,8 +165,12 @@ def test_default_names_tell_runs_apart(idle_client: TestClient) -> None:
     assert submit(idle_client, plain)["name"] == "sgd(lr=0.01) on moons"
     upload = idle_client.post(
         f"{API}/datasets",
-        json={"name": "gates", "task": "classification", "features": [[0], [1], [0], [1]],
-              "targets": [0, 1, 0, 1]},
+        json={
+            "name": "gates",
+            "task": "classification",
+            "features": [[0], [1], [0], [1]],
+            "targets": [0, 1, 0, 1],
+        },
     ).json()
     named = submit(idle_client, {**plain, "dataset": upload["id"], "optimizer": {"type": "adam"}})
     assert named["name"] == "adam(lr=0.001) on gates"

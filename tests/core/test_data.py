@@ -51,9 +51,16 @@ def test_string_classes_become_sorted_class_names_and_indices():
 
 
 def test_integer_classes_are_named_by_their_sorted_values():
-    ds = from_json(targets=[10, -1, 2])
+    # (each class twice: three classes for three rows would be a likely regression target)
+    ds = from_json(features=[[0.0]] * 6, targets=[10, -1, 2, 10, -1, 2])
     assert ds.class_names == ["-1", "2", "10"]
-    assert ds.targets.tolist() == [2, 0, 1]
+    assert ds.targets.tolist() == [2, 0, 1, 2, 0, 1]
+
+
+def test_more_than_two_classes_for_fewer_than_twice_as_many_rows_suggests_regression():
+    with pytest.raises(DatasetError, match="task=regression"):
+        from_json(features=[[0.0]] * 5, targets=[5, 15, 25, 15, 30])
+    assert from_json(features=[[0.0]] * 2, targets=["a", "b"]).class_names == ["a", "b"]
 
 
 def test_integral_floats_count_as_integer_classes():

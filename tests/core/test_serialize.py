@@ -148,3 +148,53 @@ def test_concurrent_predictions_on_one_model_never_mix_outputs(iris_model):
             got = list(pool.map(lambda batch: iris_model.predict(batch)[0], batches))
             for want, have in zip(expected, got, strict=True):
                 np.testing.assert_array_equal(have, want)
+
+
+def test_documents_carry_task_class_feature_and_dataset_names(iris_model):
+    iris = load_builtin("iris")
+    document = iris_model.to_weights_document()
+    assert document["task"] == "classification"
+    assert document["class_names"] == list(iris.class_names)
+    assert document["feature_names"] == list(iris.feature_names)
+    assert document["dataset_name"] == "iris"
+    with np.load(io.BytesIO(iris_model.to_npz_bytes()), allow_pickle=False) as archive:
+        assert str(archive["format"][()]) == "annlab.model/2"
+        for member, expected in (
+            ("class_names", iris.class_names),
+            ("feature_names", iris.feature_names),
+        ):
+            array = archive[member]
+            assert array.dtype.kind == "U" and array.ndim == 1  # strings, not JSON text
+            assert array.tolist() == list(expected)
+        assert str(archive["dataset_name"][()]) == "iris"
+    loaded = TrainedModel.from_npz_bytes(iris_model.to_npz_bytes())
+    assert (loaded.feature_names, loaded.dataset_name) == (list(iris.feature_names), "iris")
+
+
+def test_a_regression_model_has_no_class_names_member():
+    data = load_builtin("sine")
+    spec = make_spec(
+        data,
+        model={"layers": [{"units": 1, "activation": "linear"}]},
+        training={"epochs": 1},
+    )
+    model = train(spec, data).model
+    with np.load(io.BytesIO(model.to_npz_bytes()), allow_pickle=False) as archive:
+        assert "class_names" not in archive.files
+    assert TrainedModel.from_npz_bytes(model.to_npz_bytes()).class_names is None
+
+
+def test_old_model_files_are_still_read(iris_model):
+    from core.serialize import save_npz, text_array
+
+    with np.load(io.BytesIO(iris_model.to_npz_bytes()), allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    for member in ("feature_names", "dataset_name"):
+        del arrays[member]
+    arrays["format"] = text_array("annlab.model/1")
+    arrays["class_names"] = text_array(json.dumps(iris_model.class_names))
+    old = TrainedModel.from_npz_bytes(save_npz(arrays))
+    assert old.class_names == iris_model.class_names
+    assert old.feature_names is None and old.dataset_name is None
+    features = load_builtin("iris").features
+    np.testing.assert_array_equal(old.predict(features)[0], iris_model.predict(features)[0])

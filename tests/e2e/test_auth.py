@@ -36,7 +36,8 @@ def create_key(server: Server, name: str, *flags: str) -> str:
 
 def test_keys_from_the_cli_guard_a_running_server(make_server: Callable[..., Server]) -> None:
     server = make_server("auth", ANNLAB_AUTH="on", ANNLAB_WORKERS="1")
-    alice = create_key(server, "alice")  # before the first start: the CLI migrates the database
+    # before the first start: the CLI creates (--create) and migrates the database
+    alice = create_key(server, "alice", "--create")
     server.start()
     bob = create_key(server, "bob")  # while it runs
     root = create_key(server, "root", "--admin")
