@@ -22,7 +22,6 @@ from app.api import (
     runs,
 )
 from app.deps import require_user
-from app.schemas import Problem
 
 API_PREFIX = "/api/v1"
 
@@ -54,7 +53,15 @@ def include_api(app: FastAPI, *, auth: bool) -> None:
     if auth:
         guards = {
             "dependencies": [Depends(require_user)],
-            "responses": {401: {"model": Problem, "description": UNAUTHORIZED}},
+            # as JSON content, not "model": the plot routes' own media type is an image
+            "responses": {
+                401: {
+                    "description": UNAUTHORIZED,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+                    },
+                }
+            },
         }
     # The hot route first, straight on the app: a request is matched against each
     # candidate once per router it is nested in, and a warm prediction takes a

@@ -61,20 +61,31 @@ class SVGResponse(Response):
 RESPONSE_CLASSES: dict[plots.Format, type[Response]] = {"png": PNGResponse, "svg": SVGResponse}
 
 
+PROBLEM_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
 def _responses(
     fmt: plots.Format, extra: dict[int | str, dict[str, Any]]
 ) -> dict[int | str, dict[str, Any]]:
-    return {
-        200: {
-            "description": f"The plot as {fmt.upper()}.",
-            "content": {plots.media_type(fmt): {"schema": {"type": "string", "format": "binary"}}},
-        },
+    """The 200 as the image's media type; every error as JSON (``"model"`` would
+    document it under the route's image type)."""
+    errors: dict[int | str, dict[str, Any]] = {
         422: {"model": Problem, "description": "width or height outside 200..3000, or bad data."},
         503: {
             "model": Problem,
             "description": "Too many plots being rendered at once; retry after `Retry-After` s.",
         },
         **extra,
+    }
+    return {
+        200: {
+            "description": f"The plot as {fmt.upper()}.",
+            "content": {plots.media_type(fmt): {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **{
+            code: {"description": error["description"], "content": PROBLEM_JSON}
+            for code, error in errors.items()
+        },
     }
 
 

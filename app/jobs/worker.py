@@ -175,9 +175,8 @@ class _Job:
     # -- callbacks of core.training.train
 
     def on_snapshot(self, epoch: int, model: TrainedModel) -> None:
-        """Keep the snapshot until the epoch's metrics come (``on_epoch`` follows at
-        once), then both go in one transaction; the last one (after the loop) goes
-        with the run's outcome."""
+        """Held until ``on_epoch`` (next): the epoch's metrics and snapshot share a
+        transaction. The last-epoch one (after the loop) goes with the outcome."""
         self.snapshots.append((epoch, model.to_npz_bytes()))
 
     def on_epoch(self, metrics: EpochMetrics) -> None:

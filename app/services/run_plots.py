@@ -29,6 +29,9 @@ from core.surfaces import SURFACES, evaluate, run_trajectories
 
 #: Grid points per axis of a decision-boundary plot (finer than a screen needs at 800 px).
 PLOT_RESOLUTION = 250
+#: The plotting window holds the start: a start beyond this cannot be drawn
+#: (Matplotlib's ticks overflow near 1e308) nor seen next to the function's minima.
+MAX_START = 1e6
 
 
 @dataclass(frozen=True)
@@ -121,9 +124,14 @@ def trajectories_job(
     if cached is not None:
         return PlotJob(key=key, cached=cached)
     surface = SURFACES[request.function]
+    sx, sy = (float(v) for v in request.start)
+    if max(abs(sx), abs(sy)) > MAX_START:
+        raise Unprocessable(
+            f"start: {request.start} is too far out to plot (each coordinate within "
+            f"±{MAX_START:g}); POST /optimizers/trajectories gives the numbers"
+        )
     answer = TrajectoriesResponse.body(run_trajectories(request))
     (x_lo, x_hi), (y_lo, y_hi) = surface.window
-    sx, sy = (float(v) for v in request.start)
     pad_x, pad_y = 0.1 * (x_hi - x_lo), 0.1 * (y_hi - y_lo)
     window = (
         min(x_lo, sx - pad_x),
@@ -139,8 +147,8 @@ def trajectories_job(
             "f": functools.partial(evaluate, request.function),
             "window": window,
             "minima": [list(point) for point in surface.minima],
-            "title": f"{len(request.optimizers)} optimizers on {request.function} "
-            f"({surface.formula}), {request.steps} steps",
+            "title": f"{len(request.optimizers)} optimizers on {request.function}, "
+            f"{request.steps} steps",
             **_size(fmt, width, height),
         },
     )
