@@ -37,48 +37,60 @@ class ExperimentIn(Strict):
 
 
 class ExperimentRunOut(BaseModel):
-    id: str
+    id: str = Field(description="Run id.")
     params: dict[str, Any] = Field(description="{path: value} of this run's combination.")
-    status: RunStatusField
-    best_epoch: int | None
-    best_metrics: EpochMetricsOut | None
+    status: RunStatusField = Field(description="The run's status.")
+    best_epoch: int | None = Field(
+        description="Epoch of the lowest val_loss (train_loss without validation)."
+    )
+    best_metrics: EpochMetricsOut | None = Field(description="The metrics of best_epoch.")
 
 
 class StatsOut(BaseModel):
-    mean: float
+    mean: float = Field(description="Mean over the group's runs.")
     std: float | None = Field(description="ddof = 1; null for one run.")
-    min: float
-    max: float
+    min: float = Field(description="Smallest value.")
+    max: float = Field(description="Largest value.")
 
 
 class SummaryRowOut(BaseModel):
     params: dict[str, Any] = Field(description="The group's params without training.seed.")
     n: int = Field(description="Runs of the group with best metrics.")
-    val_loss: StatsOut | None
-    val_accuracy: StatsOut | None
+    val_loss: StatsOut | None = Field(
+        description="val_loss at each run's best epoch: mean, std, min, max."
+    )
+    val_accuracy: StatsOut | None = Field(
+        description="val_accuracy at each run's best epoch (null for regression)."
+    )
 
 
 class BestOut(BaseModel):
-    run_id: str
+    run_id: str = Field(description="The best run.")
     metric: str = Field(description="`val_loss`, or `train_loss` when no run has validation.")
-    value: float
+    value: float = Field(description="Its metric at its best epoch.")
 
 
 class ExperimentOut(BaseModel):
-    id: str
-    name: str
+    id: str = Field(description="Experiment id.")
+    name: str = Field(description="The experiment's name.")
     status: str = Field(description="queued | running | finished | cancelled, from its runs.")
-    created_at: datetime
-    base: dict[str, Any]
-    grid: dict[str, list[Any]]
-    runs: list[ExperimentRunOut]
-    summary: list[SummaryRowOut]
-    best: BestOut | None
+    created_at: datetime = Field(description="When it was created (UTC).")
+    base: dict[str, Any] = Field(description="The base spec, as sent.")
+    grid: dict[str, list[Any]] = Field(description="The grid, as sent.")
+    runs: list[ExperimentRunOut] = Field(
+        description="Its runs, in the grid's order (last key fastest)."
+    )
+    summary: list[SummaryRowOut] = Field(
+        description="One row per group of runs that differ only in training.seed."
+    )
+    best: BestOut | None = Field(
+        description="The run with the lowest val_loss at its best epoch; null before any."
+    )
 
 
 class ExperimentList(BaseModel):
-    items: list[ExperimentOut]
-    total: int
+    items: list[ExperimentOut] = Field(description="Experiments, newest first.")
+    total: int = Field(description="How many there are in all.")
 
 
 class ExperimentMetrics(BaseModel):
@@ -89,38 +101,40 @@ class ExperimentMetrics(BaseModel):
 
 
 class ModelIn(Strict):
-    name: ModelName
-    description: str | None = Field(None, max_length=10_000)
+    name: ModelName = Field(description="`^[a-z0-9][a-z0-9._-]{0,63}$`, unique on the server.")
+    description: str | None = Field(None, max_length=10_000, description="What the model is for.")
 
 
 class VersionIn(Strict):
-    run_id: str = Field(max_length=200)
+    run_id: str = Field(
+        max_length=200, description="A run of yours: its final model, or a snapshot (epoch)."
+    )
     epoch: int | None = Field(
         None, ge=1, le=2**31 - 1, description="A snapshot's epoch; omitted: the final model."
     )
 
 
 class AliasIn(Strict):
-    version: int = Field(ge=1, le=2**31 - 1)
+    version: int = Field(ge=1, le=2**31 - 1, description="The version the alias points at.")
 
 
 class VersionOut(BaseModel):
-    version: int
-    run_id: str
+    version: int = Field(description="1, 2, 3, …, never reused.")
+    run_id: str = Field(description="The run the model comes from.")
     epoch: int | None = Field(description="The snapshot's epoch; null: the run's final model.")
-    created_at: datetime
+    created_at: datetime = Field(description="When the version was added (UTC).")
     metrics: EpochMetricsOut | None = Field(description="The metrics of the model's epoch.")
 
 
 class ModelOut(BaseModel):
-    name: str
-    description: str | None
-    created_at: datetime
-    latest_version: int | None
-    versions: list[VersionOut]
-    aliases: dict[str, int]
+    name: str = Field(description="The model's name.")
+    description: str | None = Field(description="What the model is for.")
+    created_at: datetime = Field(description="When it was created (UTC).")
+    latest_version: int | None = Field(description="The highest version; null before the first.")
+    versions: list[VersionOut] = Field(description="Its versions, oldest first.")
+    aliases: dict[str, int] = Field(description="{alias: version}.")
 
 
 class ModelList(BaseModel):
-    items: list[ModelOut]
-    total: int
+    items: list[ModelOut] = Field(description="Models, by name.")
+    total: int = Field(description="How many there are in all.")

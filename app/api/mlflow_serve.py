@@ -131,8 +131,17 @@ async def serve_health(
     return await ping(request, name, reference, user.scope)
 
 
-@router.get("/version", response_class=PlainTextResponse, summary="annlab's version")
-async def serve_version(name: NAME, reference: REFERENCE, user: CurrentUser) -> Response:
+@router.get(
+    "/version", responses=RESPONSES, response_class=PlainTextResponse, summary="annlab's version"
+)
+async def serve_version(
+    name: NAME, reference: REFERENCE, request: Request, user: CurrentUser
+) -> Response:
+    """annlab's version (404 when the model does not exist, as for `ping`)."""
+    try:
+        await served_model(request, name, reference, user.scope)
+    except AppError as error:
+        return mlflow_error(error.status_code, error.detail)
     return PlainTextResponse(ANNLAB_VERSION)
 
 
