@@ -1,7 +1,8 @@
 # annlab — two commands on a fresh clone:
 #   make run    install into .venv and serve on http://127.0.0.1:8000 (SQLite under ./data)
-#   make test   install with the dev extras, then ruff, mypy and the whole pytest suite
-# The stamp files make pip run again whenever pyproject.toml changes.
+#   make test   install with the dev and mlflow extras, then ruff, mypy and the whole pytest suite
+# The stamp files make pip run again whenever pyproject.toml changes. `make test` installs
+# the `mlflow` extra too (MLflow's own scoring client, for tests/e2e/test_mlflow_client.py).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -21,7 +22,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,mlflow]'
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed

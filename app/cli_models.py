@@ -32,8 +32,10 @@ from app.cli_common import (
 )
 from app.cli_input import parse_model_ref
 from app.cli_render import models_table, versions_table
+from app.serve_model import serve_model
 
 models_cli = typer.Typer(help="The model registry: names, versions, aliases.", no_args_is_help=True)
+models_cli.command("serve")(serve_model)
 
 
 @models_cli.command("list")

@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     max_predict_rows: int = Field(10_000, ge=1)
     max_body_bytes: int = Field(50 * 1024 * 1024, ge=1)
     max_queued_runs: int = Field(1000, ge=1, description="Queued runs per user.")
+    max_experiment_runs: int = Field(100, ge=1, description="Runs one experiment may create.")
     max_json_depth: int = Field(64, ge=8, description="Deepest JSON nesting accepted.")
     max_snapshot_bytes: int = Field(
         64 * 1024 * 1024,

@@ -25,6 +25,7 @@ from app.metrics import install_metrics
 from app.run_schemas import PredictRecordsRequest
 from app.schemas import PredictRequest
 from app.services.plot_pool import PlotRenderer
+from app.services.registry import Resolutions
 from app.services.runs import InFlightKeys
 from app.services.serving import ModelCache
 from app.web.routes import mount_web
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.in_flight = InFlightKeys()
+    app.state.resolutions = Resolutions()  # model name → version → run, warm
     app.state.plot_renderer = PlotRenderer(  # its pool starts with the first plot
         kind=settings.plot_executor,
         max_workers=settings.plot_workers,

@@ -3,6 +3,7 @@
     python -m bench.serve                  # 1, 8, 32 clients; 5 s per case with wrk
     python -m bench.serve --quick          # 2 s per case, 1 and 8 clients
     python -m bench.serve --url http://127.0.0.1:8000   # an already running server
+    python -m bench.serve --mlflow --quick # /invocations vs MLflow's server (bench.serve_mlflow)
 
 Starts ``annlab serve`` on a free 127.0.0.1 port with its SQLite database in a
 temporary directory and the default number of workers, trains an iris model
@@ -524,6 +525,11 @@ def bench(url: str, args, workdir: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--mlflow" in argv:  # /invocations against MLflow's own scoring server
+        from bench.serve_mlflow import main as compare_with_mlflow
+
+        return compare_with_mlflow([arg for arg in argv if arg != "--mlflow"])
     parser = argparse.ArgumentParser(
         prog="python -m bench.serve", description=__doc__.split("\n")[0]
     )

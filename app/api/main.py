@@ -11,8 +11,11 @@ from app.api import (
     datasets,
     evaluation,
     events,
+    experiments,
     health,
     inspect,
+    mlflow_serve,
+    models,
     optimizers,
     plots,
     predict,
@@ -36,6 +39,8 @@ api_router.include_router(predict.router)
 api_router.include_router(inspect.router)
 api_router.include_router(plots.router)
 api_router.include_router(optimizers.router)
+api_router.include_router(experiments.router)
+api_router.include_router(models.router)
 
 root_router = APIRouter()
 root_router.include_router(health.router)
@@ -64,3 +69,4 @@ def include_api(app: FastAPI, *, auth: bool) -> None:
     app.include_router(predict.predict_router, prefix=API_PREFIX, **guards)
     app.include_router(root_router)
     app.include_router(api_router, **guards)
+    app.include_router(mlflow_serve.router, **guards)  # MLflow's paths: no /api/v1

@@ -40,6 +40,7 @@ from app.schemas import (
 )
 from app.services import serving
 from app.services.serving import LoadedModel, ModelCache, ModelKey, Prediction
+from core.export_onnx import to_onnx
 
 
 class PredictRoute(GuardedRoute):
@@ -133,7 +134,8 @@ PREDICT_BODY: dict[str, Any] = {
         **NOT_READY,
         200: {
             "description": "The weights document (JSON), or with `format=npz` the same arrays "
-            "as an .npz file that loads with allow_pickle=False.",
+            "as an .npz file that loads with allow_pickle=False, or with `format=onnx` an "
+            "ONNX model (input `inputs`, raw features; output `outputs`).",
             "content": {
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
             },
@@ -146,10 +148,21 @@ def get_weights(
     session: SessionDep,
     cache: ModelCacheDep,
     format: Annotated[
-        Literal["json", "npz"], Query(description="`json` (default) or `npz`.")
+        Literal["json", "npz", "onnx"],
+        Query(description="`json` (default), `npz`, or `onnx` (opset 17; standardisation inside)."),
     ] = "json",
     epoch: SnapshotEpoch = None,
 ) -> Response:
+    if format == "onnx":
+        name = run.id if epoch is None else f"{run.id}-epoch-{epoch}"
+        if epoch is None:
+            serving.weights_npz(session=session, run=run)  # 409 until succeeded
+        entry = serving.model_of(session=session, cache=cache, run=run, epoch=epoch)
+        return Response(
+            content=to_onnx(entry.model),
+            media_type="application/octet-stream",
+            headers={"Content-Disposition": f'attachment; filename="{name}.onnx"'},
+        )
     if format == "npz":
         name = run.id if epoch is None else f"{run.id}-epoch-{epoch}"
         return Response(

@@ -106,6 +106,9 @@ def list_runs(
     user: CurrentUser,
     status: Annotated[RunStatusField | None, Query(description="Only runs in this status.")] = None,
     dataset: Annotated[str | None, Query(description="Only runs on this dataset id.")] = None,
+    experiment: Annotated[
+        str | None, Query(max_length=40, description="Only the runs of this experiment id.")
+    ] = None,
     tag: Annotated[
         list[str],
         Query(
@@ -136,6 +139,7 @@ def list_runs(
         owner_id=user.scope,
         status=status,
         dataset_id=dataset,
+        experiment_id=experiment,
         tags=tags,
         sort=sort,
         limit=limit,

@@ -136,6 +136,7 @@ def list_runs(
     owner_id: str | None,
     status: str | None = None,
     dataset_id: str | None = None,
+    experiment_id: str | None = None,
     tags: dict[str, str] | None = None,
     sort: str = DEFAULT_SORT,
     limit: int = 50,
@@ -151,6 +152,8 @@ def list_runs(
         conditions.append(RunRow.status == status)
     if dataset_id is not None:
         conditions.append(RunRow.dataset_id == dataset_id)
+    if experiment_id is not None:
+        conditions.append(RunRow.experiment_id == experiment_id)
     for key, value in (tags or {}).items():
         conditions.append(RunRow.tags[key].as_string() == value)
     descending = sort.startswith("-")

@@ -184,3 +184,61 @@ class SnapshotRow(Base):
     #: Deferred: listing a run's epochs reads no weights.
     data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ExperimentRow(Base):
+    """A base spec and a grid; its runs point back with ``runs.experiment_id``."""
+
+    __tablename__ = "experiments"
+    __table_args__ = (Index("ix_experiments_owner_id_created_at", "owner_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    base: Mapped[dict[str, Any]] = mapped_column(JSON)
+    grid: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: [[run_id, {path: value}], ...] in the grid's order.
+    points: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Set by ``POST /experiments/{id}/cancel``.
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ModelRow(Base):
+    """A registered model: a name (unique on the server, so that ``/serve/{name}`` and
+    ``annlab models serve NAME`` need no user), its versions and aliases."""
+
+    __tablename__ = "models"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The last version number handed out (never reused, even after a delete).
+    last_version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ModelVersionRow(Base):
+    __tablename__ = "model_versions"
+
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: No cascade: a run a version refers to cannot be deleted (a 409 first).
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    #: None: the run's final model; else its snapshot at this epoch.
+    epoch: Mapped[int | None] = mapped_column(Integer)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ModelAliasRow(Base):
+    __tablename__ = "model_aliases"
+
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    )
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)

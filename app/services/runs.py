@@ -27,7 +27,7 @@ from app.db.tables import RunRow
 from app.errors import Conflict, NotFound, TooMany, Unprocessable
 from app.jobs.base import Executor
 from app.limits import check_spec_limits
-from app.services import datasets
+from app.services import datasets, registry
 from app.services.auth import Caller
 from app.services.number_checks import check_numbers_fit
 from app.services.serving import ModelCache
@@ -152,6 +152,7 @@ def insert_run(
     dataset_id: str,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
+    experiment_id: str | None = None,
 ) -> RunRow:
     """Add a queued run to the session (flushed, not committed)."""
     spec = prepared.spec
@@ -166,6 +167,7 @@ def insert_run(
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         tags=dict(spec.tags),
+        experiment_id=experiment_id,
     )
 
 
@@ -303,8 +305,10 @@ def delete_run(
     *, session: Session, run: RunRow, cache: ModelCache, wait_seconds: float = DELETE_WAIT_SECONDS
 ) -> None:
     """Delete a run and what belongs to it; a running run is cancelled first and its
-    worker given ``wait_seconds`` to stop. Commits, then forgets its cached models."""
+    worker given ``wait_seconds`` to stop. Commits, then forgets its cached models.
+    409 naming the model when a model version refers to the run."""
     run_id = run.id
+    registry.protect_runs(session=session, run_ids=[run_id])
     if run.status == RunStatus.QUEUED:
         run_store.cancel_queued(session=session, run_id=run_id)
     if run_store.request_cancel(session=session, run_id=run_id):
