@@ -17,6 +17,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ExecutorName = Literal["process", "thread", "none"]
 
 
+#: ANNLAB_MAX_RUN_SECONDS when it is not set and auth is on (a shared deployment).
+DEFAULT_AUTH_MAX_RUN_SECONDS = 4 * 3600.0
+
+
 def default_workers() -> int:
     """One worker per core, leaving one for the API process; at least one."""
     return max(1, (os.cpu_count() or 2) - 1)
@@ -38,7 +42,19 @@ class Settings(BaseSettings):
         "worker code in threads of the API process (tests); none: no local workers.",
     )
     checkpoint_seconds: float = Field(10.0, gt=0, description="Seconds between checkpoints.")
-    max_run_seconds: float = Field(0.0, ge=0, description="Wall-clock limit per run; 0 = none.")
+    max_run_seconds: float | None = Field(
+        None,
+        ge=0,
+        description="Seconds of training per run, then it fails; 0 = none. Default: "
+        f"{DEFAULT_AUTH_MAX_RUN_SECONDS:g} (4 h) with auth on, so that no student's run holds "
+        "a worker for ever; none with auth off.",
+    )
+    slice_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds a run trains while another user's run waits; then it is paused "
+        "(its exact checkpoint kept) and requeued behind the waiting run; 0 = no slicing.",
+    )
     max_running_runs_per_user: int | None = Field(
         None,
         ge=0,
@@ -81,6 +97,13 @@ class Settings(BaseSettings):
         if self.max_running_runs_per_user is not None:
             return self.max_running_runs_per_user
         return max(1, self.workers - 1) if self.auth else 0
+
+    @property
+    def resolved_max_run_seconds(self) -> float:
+        """The per-run time limit (0 = none), defaults applied."""
+        if self.max_run_seconds is not None:
+            return self.max_run_seconds
+        return DEFAULT_AUTH_MAX_RUN_SECONDS if self.auth else 0.0
 
     @property
     def resolved_database_url(self) -> str:

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
 from app.db import runs as run_store
-from app.db.engine import transaction
+from app.db.engine import write_session
 from app.db.tables import RunRow
 from app.errors import NotFound, Unauthorized
 from app.jobs.base import Executor
@@ -36,9 +36,14 @@ def get_session(request: Request) -> Iterator[Session]:
     the route function returns, before the response is sent (``scope="function"``):
     no transaction (SQLite: the write lock) outlives the route. It never commits:
     the service functions that write do (``app.services``), so a 2xx always
-    follows their commit."""
+    follows their commit.
+
+    A GET's (HEAD's) session only reads: on SQLite a deferred ``BEGIN``, which never
+    takes the write lock; every other method's takes it when its transaction starts
+    (``write_session``), so that concurrent writers queue instead of failing."""
     factory = request.app.state.session_factory
-    with factory() as session:
+    reads = request.method in ("GET", "HEAD")
+    with factory() if reads else write_session(factory) as session:
         yield session
 
 
@@ -62,11 +67,14 @@ async def get_current_user(request: Request) -> Caller:
     ``ANNLAB_AUTH=on`` the ``Authorization: Bearer KEY`` of an active user, else 401.
 
     ``async`` so that auth off costs no thread-pool hop. With auth on the key is
-    looked up on every request (no cache: a revoked key is refused at once, even
-    when ``annlab users revoke`` ran in another process), in a short transaction of
-    its own in the thread pool: on SQLite every transaction holds the write lock,
-    so the route's session must not start here (an event stream, for one, opens
-    other sessions while the route runs)."""
+    looked up once per request (no cache across requests: a revoked key is refused at
+    once, even when ``annlab users revoke`` ran in another process), in a read
+    session of its own in the thread pool, from the headers alone: the route class
+    (``app.http.GuardedRoute``) calls this before the body is read, and the caller
+    is kept on ``request.state`` for the route's dependencies."""
+    known: Caller | None = getattr(request.state, "caller", None)
+    if known is not None:
+        return known
     settings: Settings = request.app.state.settings
     if not settings.auth:
         return LOCAL_ADMIN
@@ -77,12 +85,13 @@ async def get_current_user(request: Request) -> Caller:
     factory = request.app.state.session_factory
 
     def lookup() -> Caller | None:
-        with transaction(factory) as session:
+        with factory() as session:
             return authenticate(session=session, key=key)
 
     caller = await run_in_threadpool(lookup)
     if caller is None:
         raise _unauthorized("unknown or revoked API key", error="invalid_token")
+    request.state.caller = caller
     return caller
 
 

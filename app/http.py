@@ -1,8 +1,10 @@
-"""HTTP plumbing: the body-size limit, the JSON depth guard, a fast JSON response, and the
-one place that turns errors (``app.errors``, ``core.errors``) into responses."""
+"""HTTP plumbing: the body-size and Content-Encoding guard, auth and the JSON depth guard
+before a body is read, a fast JSON response, and the one place that turns errors
+(``app.errors``, ``core.errors``, 405s) into responses."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -10,9 +12,13 @@ from typing import Any
 import numpy as np
 import orjson
 from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import AppError, json_safe
@@ -30,8 +36,13 @@ class BodyTooLarge(HTTPException):
         super().__init__(status_code=413, detail=too_large_message(limit))
 
 
+#: Content-Encodings a request body may have (any other: 415, nothing decodes them).
+ACCEPTED_ENCODINGS = ("", "identity")
+
+
 class BodyLimitMiddleware:
-    """413 for a body over ``limit`` bytes, before it is read whole.
+    """413 for a body over ``limit`` bytes, before it is read whole; 415 for a body in
+    a ``Content-Encoding`` the service does not decode (gzip, ...).
 
     A ``Content-Length`` over the limit is refused without reading anything; a
     body without one (chunked) is counted as it streams in and refused as soon as
@@ -47,6 +58,11 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", []):
+            if name == b"content-encoding":
+                encoding = value.decode("latin-1").strip().lower()
+                if encoding not in ACCEPTED_ENCODINGS:
+                    await _send_json(send, 415, {"detail": _encoding_message(encoding)})
+                    return
             if name == b"content-length":
                 try:
                     declared = int(value)
@@ -81,19 +97,32 @@ class BodyLimitMiddleware:
             await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = orjson.dumps({"detail": too_large_message(self.limit)})
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _send_json(send, 413, {"detail": too_large_message(self.limit)})
+
+
+def _encoding_message(encoding: str) -> str:
+    return (
+        f"Content-Encoding {encoding[:40]!r} is not supported: send the body uncompressed "
+        "(no Content-Encoding, or identity)"
+    )
+
+
+async def _send_json(send: Send, status: int, content: Any) -> None:
+    """A JSON response sent straight from a middleware (the connection is then closed:
+    the body, if any, is not read)."""
+    body = orjson.dumps(content)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 _OPEN = np.zeros(256, dtype=np.int8)
@@ -116,6 +145,10 @@ def json_depth(body: bytes) -> int:
     return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
 
 
+#: Bodies larger than this are scanned for their depth in the thread pool, not on the loop.
+INLINE_SCAN_BYTES = 64 * 1024
+
+
 async def check_json_depth(request: Request) -> None:
     """400 for a JSON body nested deeper than ``ANNLAB_MAX_JSON_DEPTH`` (POST, PUT, PATCH)."""
     content_type = request.headers.get("content-type", "")
@@ -124,7 +157,13 @@ async def check_json_depth(request: Request) -> None:
         depth_limit = request.app.state.settings.max_json_depth
         # The depth is at most the number of opening brackets (a C-speed count):
         # only a body with more of them than the limit needs the exact scan.
-        if body.count(b"[") + body.count(b"{") > depth_limit and json_depth(body) > depth_limit:
+        if body.count(b"[") + body.count(b"{") <= depth_limit:
+            return
+        if len(body) > INLINE_SCAN_BYTES:
+            depth = await run_in_threadpool(json_depth, body)
+        else:
+            depth = json_depth(body)
+        if depth > depth_limit:
             raise HTTPException(
                 status_code=400,
                 detail=f"JSON nested deeper than {depth_limit} levels "
@@ -132,14 +171,26 @@ async def check_json_depth(request: Request) -> None:
             )
 
 
+async def check_caller(request: Request) -> None:
+    """With auth on, the API key of an ``/api/`` request, from its headers alone: a 401
+    before any of the body is read (``app.deps.get_current_user``, which keeps the
+    caller for the route's dependencies)."""
+    if request.app.state.settings.auth and request.url.path.startswith("/api/"):
+        from app.deps import get_current_user  # app.deps imports the services, which import us
+
+        await get_current_user(request)
+
+
 class GuardedRoute(APIRoute):
-    """Refuses JSON nested deeper than the configured depth before it is parsed
-    (Python's parser overflows its stack near depth 1,000: a 500 otherwise)."""
+    """Checks the caller's key (auth on) before the body is read, then refuses JSON
+    nested deeper than the configured depth before it is parsed (Python's parser
+    overflows its stack near depth 1,000: a 500 otherwise)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def guarded(request: Request) -> Response:
+            await check_caller(request)
             await check_json_depth(request)
             return await handler(request)
 
@@ -190,21 +241,81 @@ async def dataset_error_handler(request: Request, exc: Exception) -> JSONRespons
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+#: Characters of an invalid input echoed back in a 422 (at most; then "…").
+EXCERPT_CHARS = 200
+#: Items of a list or object echoed back in a 422 (at most).
+EXCERPT_ITEMS = 8
+
+
+def excerpt(value: Any, budget: int = EXCERPT_CHARS) -> Any:
+    """A short excerpt of an invalid input, for an error: strings and bytes cut at
+    ``budget`` characters, lists and objects at ``EXCERPT_ITEMS`` items (each with a
+    smaller budget). Never walks more than a few dozen values, however big the input."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        value = bytes(value[: budget + 1]).decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value if len(value) <= budget else value[:budget] + "…"
+    if isinstance(value, dict):
+        items = list(value.items())[:EXCERPT_ITEMS]
+        short = {str(key)[:budget]: excerpt(item, max(8, budget // 4)) for key, item in items}
+        if len(value) > EXCERPT_ITEMS:
+            short["…"] = f"{len(value) - EXCERPT_ITEMS} more"
+        return short
+    if isinstance(value, list | tuple):
+        head = [excerpt(item, max(8, budget // 4)) for item in value[:EXCERPT_ITEMS]]
+        if len(value) > EXCERPT_ITEMS:
+            head.append(f"… {len(value) - EXCERPT_ITEMS} more")
+        return head
+    return value
+
+
 async def request_validation_handler(request: Request, exc: Exception) -> Response:
-    """FastAPI's 422 list, rendered so that any input (NaN, huge integers) is valid JSON.
+    """FastAPI's 422 list, rendered so that any input (NaN, huge integers) is valid JSON,
+    each ``input`` cut to a short excerpt (a 50 MB body is not echoed back).
 
     A body that is not JSON at all is malformed, not invalid: API.md answers it 400
     (FastAPI would say 422), in the same list shape so clients parse one format.
     """
     assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
+    errors = [
+        {**error, "input": excerpt(error["input"])} if "input" in error else error
+        for error in exc.errors()
+    ]
     malformed = any(error.get("type") == "json_invalid" for error in errors)
     body = orjson.dumps({"detail": json_safe(errors)})
     return Response(body, status_code=400 if malformed else 422, media_type="application/json")
 
 
+@functools.lru_cache(maxsize=512)
+def _path_regex(path: str) -> re.Pattern[str]:
+    return compile_path(path)[0]
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at the request's path (Starlette's 405 names only
+    the first route that matched the path)."""
+    methods: set[str] = set()
+    path = request.scope.get("path", "")
+    for context in iter_route_contexts(request.app.router.routes):
+        route_methods = getattr(context.original_route, "methods", None)
+        if route_methods and context.path and _path_regex(context.path).match(path):
+            methods.update(route_methods)
+    return sorted(methods)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    """FastAPI's answer to an ``HTTPException``; a 405's ``Allow`` lists every method of
+    the path."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        allow = ", ".join(allowed_methods(request))
+        exc = StarletteHTTPException(405, detail=exc.detail, headers={"Allow": allow})
+    return await http_exception_handler(request, exc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, request_validation_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(AppError, app_error_handler)
     app.add_exception_handler(SpecError, spec_error_handler)
     app.add_exception_handler(DatasetError, dataset_error_handler)

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from app import offload
 from app.api.main import include_api
 from app.config import Settings
 from app.db.engine import make_engine, make_session_factory, transaction
@@ -131,6 +132,7 @@ def _start(app: FastAPI, settings: Settings) -> None:
 
 
 def _stop(app: FastAPI) -> None:
+    offload.shutdown()
     executor = getattr(app.state, "executor", None)
     if executor is not None:
         executor.shutdown(graceful=True)

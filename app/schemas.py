@@ -11,6 +11,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    Strict,
     StrictFloat,
     StrictInt,
     WithJsonSchema,
@@ -19,7 +20,8 @@ from pydantic import (
 from app.db.datasets import task_of
 from app.db.tables import DatasetRow, MetricRow, RunRow
 from core.datasets import BuiltinInfo
-from core.specs import RunSpec, StandardizeDoc, Task
+from core.loaders import MAX_FEATURES
+from core.specs import NAME_MAX_LENGTH, RunSpec, StandardizeDoc, Task
 from core.stopping import RunStatus, StopReason
 from core.surfaces import Surface, TrajectoryResult
 
@@ -137,14 +139,19 @@ class DatasetCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [DATASET_EXAMPLE]})
 
-    name: str = Field(min_length=1, max_length=200, description="Human-readable name.")
+    name: str = Field(min_length=1, max_length=NAME_MAX_LENGTH, description="Human-readable name.")
     task: Task = Field(description="`classification` or `regression`.")
-    features: list[list[Number]] = Field(description="One row of numbers per sample (all finite).")
-    targets: list[Number | str | list[Number]] = Field(
-        description="One per row: class indices or names (classification), numbers or lists "
-        "of numbers for several outputs (regression)."
+    features: list[Annotated[list[Number], Field(min_length=1, max_length=MAX_FEATURES)]] = Field(
+        min_length=2, description="One row of numbers per sample (all finite), 2 or more."
     )
-    feature_names: list[str] | None = Field(None, description="One name per feature column.")
+    targets: list[Number | str | list[Number]] = Field(
+        min_length=2,
+        description="One per row: class indices or names (classification), numbers or lists "
+        "of numbers for several outputs (regression).",
+    )
+    feature_names: list[Annotated[str, Field(max_length=NAME_MAX_LENGTH)]] | None = Field(
+        None, max_length=MAX_FEATURES, description="One name per feature column."
+    )
 
 
 # ---------------------------------------------------------------------------- runs
@@ -239,7 +246,8 @@ class MetricsOut(BaseModel):
         )
 
 
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+#: A finite number: ints accepted; booleans and numeric strings refused (as in uploads).
+FiniteFloat = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 
 
 class PredictRequest(BaseModel):

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
+from app.api.upload_form import read_upload_form
 from app.config import Settings
+from app.db.engine import write_session
 from app.deps import CurrentUser, SessionDep, SettingsDep
 from app.errors import BadRequest, UnsupportedMediaType
 from app.http import GuardedRoute
+from app.offload import offload_process
 from app.schemas import (
     DATASET_EXAMPLE,
     TOO_LARGE,
@@ -26,8 +31,9 @@ from app.services import datasets as dataset_service
 from core.data import Dataset
 from core.errors import DatasetError
 from core.loaders import dataset_from_csv, dataset_from_json
+from core.specs import NAME_MAX_LENGTH
 
-DatasetId = Annotated[str, Path(description="Dataset id.", max_length=200)]
+DatasetId = Annotated[str, Path(description="Dataset id.", max_length=NAME_MAX_LENGTH)]
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], route_class=GuardedRoute)
 
@@ -103,42 +109,73 @@ _UPLOAD_BODY: dict[str, Any] = {
         415: problem("Neither JSON nor multipart/form-data."),
         422: problem(
             "Ragged rows, non-numeric or non-finite features, fewer than 2 "
-            "rows, targets ≠ rows, one class, or over a size limit."
+            "rows, targets ≠ rows, one class, a second file, or over a size limit."
         ),
     },
     summary="Upload a dataset (JSON or a CSV file)",
 )
-async def create_dataset(
-    request: Request, session: SessionDep, user: CurrentUser, settings: SettingsDep
-) -> DatasetOut:
+async def create_dataset(request: Request, user: CurrentUser, settings: SettingsDep) -> DatasetOut:
+    """Async only to stream the body: the parsing and encoding run in an offload
+    process (``app.offload``, a few at once; the event loop keeps answering), then
+    one short write transaction in a thread."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        dataset = await _from_form(request, settings)
+        form = await read_upload_form(request, settings)
+        try:
+            content = await run_in_threadpool(form.read_file)
+        finally:
+            form.close()
+        parsed = await offload_process(
+            "upload", parse_form_upload, content, form.fields, form.filename, settings
+        )
     elif "json" in content_type:
-        dataset = await _from_json(request, settings)
+        body = await request.body()
+        parsed = await offload_process("upload", parse_json_upload, body, settings)
     else:
         raise UnsupportedMediaType(
             "send the dataset as application/json or as multipart/form-data with a CSV file"
         )
-    # The write (and, on SQLite, waiting for the write lock) off the event loop.
+    dataset, data = parsed
     return await run_in_threadpool(
-        dataset_service.create_dataset,
-        session=session,
-        owner_id=user.owner_id,
-        dataset=dataset,
-        settings=settings,
+        _store, request.app.state.session_factory, user.owner_id, dataset, data
     )
 
 
-async def _from_json(request: Request, settings: Settings) -> Dataset:
+def parse_json_upload(body: bytes, settings: Settings) -> tuple[Dataset, bytes]:
+    """A JSON upload, parsed and encoded (in an offload process)."""
+    dataset = _from_json(body, settings)
+    return dataset, dataset_service.encode_dataset(dataset, settings)
+
+
+def parse_form_upload(
+    content: bytes | None, fields: dict[str, str], filename: str | None, settings: Settings
+) -> tuple[Dataset, bytes]:
+    """A CSV upload, parsed and encoded (in an offload process)."""
+    dataset = _from_form(content, fields, filename, settings)
+    return dataset, dataset_service.encode_dataset(dataset, settings)
+
+
+def _store(
+    factory: sessionmaker[Session], owner_id: str, dataset: Dataset, data: bytes
+) -> DatasetOut:
+    with write_session(factory) as session:
+        return dataset_service.create_dataset(
+            session=session, owner_id=owner_id, dataset=dataset, data=data
+        )
+
+
+def _from_json(body: bytes, settings: Settings) -> Dataset:
     try:
-        payload = await request.json()
-    except (ValueError, RecursionError) as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:  # NaN, Infinity, huge integers: Python's parser reads them, the schema refuses
+            payload = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise BadRequest(f"the body is not valid JSON: {str(exc)[:200]}") from None
     try:
         upload = DatasetCreate.model_validate(payload)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False)
+        errors = exc.errors(include_url=False)
         raise RequestValidationError(
             [{**error, "loc": ("body", *error["loc"])} for error in errors]
         ) from None
@@ -152,20 +189,15 @@ async def _from_json(request: Request, settings: Settings) -> Dataset:
     )
 
 
-async def _from_form(request: Request, settings: Settings) -> Dataset:
-    try:
-        form = await request.form(max_part_size=settings.max_body_bytes)
-    except Exception as exc:  # malformed multipart
-        if getattr(exc, "status_code", None) == 413:
-            raise
-        raise BadRequest(f"malformed multipart/form-data: {exc}") from None
-    upload = form.get("file")
-    target = form.get("target")
-    task = form.get("task")
-    name = form.get("name")
+def _from_form(
+    content: bytes | None, fields: dict[str, str], filename: str | None, settings: Settings
+) -> Dataset:
+    target = fields.get("target")
+    task = fields.get("task")
+    name = fields.get("name")
     missing = [
         field
-        for field, value in (("file", upload), ("target", target), ("task", task))
+        for field, value in (("file", content), ("target", target), ("task", task))
         if value is None or value == ""
     ]
     if missing:
@@ -175,19 +207,20 @@ async def _from_form(request: Request, settings: Settings) -> Dataset:
                 for field in missing
             ]
         )
-    if not isinstance(upload, UploadFile):
-        raise DatasetError("`file` must be a file (a CSV with a header row)", field="file")
+    assert content is not None and target is not None
     if task not in ("classification", "regression"):
         raise DatasetError("`task` must be classification or regression", field="task")
-    content = await upload.read(settings.max_dataset_bytes + 1)
-    dataset_service.check_file_size(n_bytes=len(content), settings=settings)
-    dataset_service.check_row_limit(n_rows=content.count(b"\n") - 1, settings=settings)
-    default_name = (upload.filename or "upload.csv").rsplit("/", 1)[-1].removesuffix(".csv")
-    dataset_name = name if isinstance(name, str) and name.strip() else default_name
-    try:
-        return dataset_from_csv(
-            content=content, target=str(target), task=task, name=dataset_name[:200]
+    default_name = (filename or "upload.csv").rsplit("/", 1)[-1].removesuffix(".csv")
+    dataset_name = name if name is not None and name.strip() else default_name
+    if len(dataset_name) > NAME_MAX_LENGTH:
+        field = "name" if name is not None and name.strip() else "file"
+        raise DatasetError(
+            f"the dataset name has {len(dataset_name)} characters, at most {NAME_MAX_LENGTH} "
+            "are allowed",
+            field=field,
         )
+    try:
+        return dataset_from_csv(content=content, target=target, task=task, name=dataset_name)
     except DatasetError as exc:
         # A problem inside the CSV ("line 3, column 'x'") is in the `file` part of the form.
         if exc.field not in _FORM_FIELDS:

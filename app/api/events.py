@@ -1,28 +1,64 @@
-"""A run's progress as server-sent events."""
+"""A run's progress as server-sent events, from the run's shared feed
+(``app.services.run_feed``): one database poller per watched run, however many
+streams follow it."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import AsyncIterator
+from functools import partial
+from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
-from sse_starlette.sse import EventSourceResponse
-from starlette.concurrency import run_in_threadpool
 
 from app.api.runs import NOT_FOUND
 from app.deps import CurrentUser, RunId
 from app.errors import NotFound
 from app.http import GuardedRoute
-from app.services import runs as run_service
+from app.schemas import EpochMetricsOut
+from app.services.run_feed import run_feeds
+from app.services.runs import RunSnapshot
+from core.stopping import RunStatus
 
 router = APIRouter(prefix="/runs", tags=["runs"], route_class=GuardedRoute)
 
-#: Seconds between two looks at the database while an event stream is open.
-EVENTS_POLL_SECONDS = 0.25
 #: Seconds between two keep-alive comments on a quiet stream.
 PING_SECONDS = 15
+PING = b": ping\r\n\r\n"
+#: What sse-starlette sent: no caching, no proxy buffering.
+SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+
+
+class ProgressEvent(BaseModel):
+    """The data of an ``event: progress``: one recorded epoch."""
+
+    epoch: int = Field(description="The epoch (1-based).")
+    epochs: int = Field(description="Epochs asked for.")
+    metrics: EpochMetricsOut
+
+
+class StatusEvent(BaseModel):
+    """The data of an ``event: status``: the run's status, sent first and on each change."""
+
+    status: RunStatus
+    stop_reason: str | None = Field(description="Why it stopped (null while it runs).")
+    error: str | None = Field(description="What went wrong, for a failed run.")
+
+
+#: The events of the stream, each ``event: <name>`` with ``data:`` one JSON document of
+#: the schema given here (OpenAPI 3.1 has no schema for an event stream's items; tests
+#: check the events sent against these).
+EVENT_SCHEMAS: dict[str, dict[str, Any]] = {
+    "progress": ProgressEvent.model_json_schema(),
+    "status": StatusEvent.model_json_schema(),
+}
+
+
+def _progress_data(epoch: int, values: dict[str, Any], epochs: int) -> str:
+    event = ProgressEvent(epoch=epoch, epochs=epochs, metrics=EpochMetricsOut(**values))
+    return event.model_dump_json()
 
 
 @router.get(
@@ -30,50 +66,74 @@ PING_SECONDS = 15
     responses={
         **NOT_FOUND,
         200: {
-            "description": "`event: progress` (data `{epoch, epochs, metrics}`) per recorded "
-            "epoch, `event: status` (data `{status, stop_reason, error}`) on each status "
-            "change starting with the current one; the stream ends after a final status "
-            "(or without one if the run is deleted meanwhile).",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "`event: progress` (data: a `ProgressEvent`, `{epoch, epochs, "
+            "metrics}`) per recorded epoch, `event: status` (data: a `StatusEvent`, "
+            "`{status, stop_reason, error}`) on each status change starting with the "
+            "current one, and `: ping` comments on a quiet stream; the stream ends after a "
+            "final status (or without one if the run is deleted meanwhile). The data "
+            "schemas are under `x-events`.",
+            "content": {
+                "text/event-stream": {
+                    "schema": {"type": "string", "description": "Server-sent events."},
+                    "x-events": EVENT_SCHEMAS,
+                }
+            },
         },
     },
-    response_class=EventSourceResponse,
+    response_class=StreamingResponse,
     summary="Follow a run as server-sent events",
 )
-async def run_events(run_id: RunId, request: Request, user: CurrentUser) -> EventSourceResponse:
-    # No route session: the stream outlives the route, and on SQLite an open
-    # transaction holds the write lock. Each look is a short session of its own.
+async def run_events(run_id: RunId, request: Request, user: CurrentUser) -> StreamingResponse:
+    # No route session: the stream outlives the route. Whether the caller may see the
+    # run is asked once per feed (one short read, however many streams arrive at once).
     factory: sessionmaker[Session] = request.app.state.session_factory
-
-    def look(after_epoch: int) -> run_service.RunSnapshot | None:
-        with factory() as session:
-            return run_service.snapshot(
-                session=session, run_id=run_id, scope=user.scope, after_epoch=after_epoch
-            )
-
-    if await run_in_threadpool(look, 2**31 - 1) is None:
+    feed = run_feeds(request.app.state, lambda: factory).feed(run_id)
+    owner = await feed.owner()
+    if owner is None or (user.scope is not None and owner != user.scope):
+        run_feeds(request.app.state, lambda: factory).release(feed)
         raise NotFound(f"run {run_id!r} not found")
 
-    async def stream() -> AsyncIterator[dict[str, str]]:
-        last_epoch, last_status = 0, None
-        while True:
-            current = await run_in_threadpool(look, last_epoch)
-            if current is None:  # deleted while watched: no status to report, just end
+    async def stream() -> AsyncIterator[bytes]:
+        last_status: tuple[str, str | None, str | None] | None = None
+        async for update in feed.follow(heartbeat=PING_SECONDS):
+            if update is None:
+                yield PING
+                continue
+            state = update.state
+            if state is None:  # deleted while watched: no status to report, just end
                 return
-            for epoch, values in current.metrics:
-                last_epoch = epoch
-                payload = {"epoch": epoch, "epochs": current.epochs, "metrics": values}
-                yield {"event": "progress", "data": json.dumps(payload)}
-            if current.status != last_status:
-                last_status = current.status
-                status = {
-                    "status": current.status,
-                    "stop_reason": current.stop_reason,
-                    "error": current.error,
-                }
-                yield {"event": "status", "data": json.dumps(status)}
-            if current.terminal or await request.is_disconnected():
-                return
-            await asyncio.sleep(EVENTS_POLL_SECONDS)
+            chunk = b""
+            if update.metrics:
+                first, last = update.metrics[0][0], update.metrics[-1][0]
+                chunk = feed.cached(
+                    ("progress", first, last), partial(_progress, update.metrics, state.epochs)
+                )
+            status = (state.status.value, state.stop_reason, state.error)
+            if status != last_status:
+                last_status = status
+                chunk += feed.cached(("status", *status), partial(_status, state))
+            if chunk:
+                yield chunk  # one send per update, however many epochs it brings
 
-    return EventSourceResponse(stream(), ping=PING_SECONDS)
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+def _event(name: str, data: str) -> bytes:
+    return f"event: {name}\r\ndata: {data}\r\n\r\n".encode()
+
+
+def _progress(metrics: list[tuple[int, dict[str, Any]]], epochs: int) -> bytes:
+    return b"".join(
+        _event(
+            "progress",
+            ProgressEvent(
+                epoch=epoch, epochs=epochs, metrics=EpochMetricsOut(**values)
+            ).model_dump_json(),
+        )
+        for epoch, values in metrics
+    )
+
+
+def _status(state: RunSnapshot) -> bytes:
+    change = StatusEvent(status=state.status, stop_reason=state.stop_reason, error=state.error)
+    return _event("status", change.model_dump_json())

@@ -46,10 +46,11 @@ class PredictRoute(GuardedRoute):
     itself: FastAPI's handler (dependency solving, validation) only for what the fast
     handler leaves to it.
 
-    The fast handler runs the guards the API's routes get, in the same order: the JSON
-    depth guard (``GuardedRoute``), then the caller (``get_current_user``: the local
-    admin with auth off, else the bearer key or a 401; all that the router-wide
-    ``require_user`` does besides documenting the scheme), then the endpoint. A run id
+    The fast handler runs the guards the API's routes get, in the same order: the
+    caller (``get_current_user``: the local admin with auth off, else the bearer key
+    or a 401, before the body is read; all that the router-wide ``require_user`` does
+    besides documenting the scheme), then the JSON depth guard (``GuardedRoute``),
+    then the endpoint. A run id
     over ``RUN_ID_MAX_LENGTH`` goes to FastAPI's handler, for its 422."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -60,8 +61,8 @@ class PredictRoute(GuardedRoute):
             run_id = request.path_params["run_id"]
             if len(run_id) > RUN_ID_MAX_LENGTH:
                 return await documented(request)
+            user = await get_current_user(request)  # from the headers: before the body
             await check_json_depth(request)
-            user = await get_current_user(request)
             response: Response = await endpoint(run_id, request, user)
             return response
 
@@ -76,6 +77,8 @@ NOT_READY: dict[int | str, dict[str, Any]] = {409: problem("The run has not succ
 
 #: Above this many rows a prediction runs in the thread pool, not on the event loop.
 INLINE_PREDICT_ROWS = 1000
+#: Bodies larger than this are parsed in the thread pool, not on the event loop.
+INLINE_PARSE_BYTES = 256 * 1024
 
 PREDICT_BODY: dict[str, Any] = {
     "requestBody": {
@@ -138,7 +141,15 @@ def get_weights(
 )
 async def predict(run_id: RunId, request: Request, user: CurrentUser) -> Response:
     state = request.app.state
-    matrix, rows = predict_inputs(await request.body(), request.headers.get("content-type"))
+    body = await request.body()
+    content_type = request.headers.get("content-type")
+    # A valid body has one "[" per row and one around them: more is over the limit (or
+    # not a valid body at all), answered before anything is parsed.
+    serving.check_predict_rows(n_rows=body.count(b"[") - 1, settings=state.settings)
+    if len(body) > INLINE_PARSE_BYTES:
+        matrix, rows = await run_in_threadpool(predict_inputs, body, content_type)
+    else:
+        matrix, rows = predict_inputs(body, content_type)
     serving.check_predict_rows(
         n_rows=len(matrix) if matrix is not None else len(rows or []), settings=state.settings
     )

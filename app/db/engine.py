@@ -1,9 +1,18 @@
 """Engine and session factory.
 
-SQLite gets WAL, a 30 s busy timeout and ``BEGIN IMMEDIATE`` for every
-transaction (SQLAlchemy's documented pysqlite recipe): a transaction takes the
-write lock when it starts instead of when it first writes, so two writers queue
-on the busy timeout instead of failing with "database is locked".
+SQLite gets WAL, a 30 s busy timeout, and two kinds of transactions:
+
+- **reads** (every plain ``factory()`` session: route reads, event streams, the
+  worker's cancel poll, metrics scrapes) start with a deferred ``BEGIN``: a WAL
+  reader never takes the write lock, so any number of them run beside a writer;
+- **writes** (``transaction(factory)``, ``write_session(factory)``) start with
+  ``BEGIN IMMEDIATE`` (SQLAlchemy's documented pysqlite recipe): the write lock is
+  taken when the transaction starts, so two writers queue on the busy timeout
+  instead of one failing at once with "database is locked" (a deferred
+  transaction that read, then writes after another writer committed, cannot wait).
+
+Writes are short: callers commit before any slow work (parsing, training).
+A plain session that writes still works; it only loses the queueing.
 """
 
 from __future__ import annotations
@@ -18,6 +27,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 BUSY_TIMEOUT_MS = 30_000
+#: The execution option that makes a SQLite transaction ``BEGIN IMMEDIATE``.
+WRITE_OPTION = "annlab_write"
 
 
 def make_engine(url: str) -> Engine:
@@ -48,17 +59,33 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        writes = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
     return engine
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reads (deferred ``BEGIN`` on SQLite); ``transaction`` /
+    ``write_session`` for writes."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def write_session(factory: sessionmaker[Session]) -> Session:
+    """A session of ``factory`` whose every transaction takes the write lock at once
+    (SQLite ``BEGIN IMMEDIATE``; elsewhere an ordinary session)."""
+    bind = factory.kw["bind"]
+    return factory(bind=bind.execution_options(**{WRITE_OPTION: True}))
+
+
+def is_write_session(session: Session) -> bool:
+    bind = session.get_bind()
+    return bool(bind.get_execution_options().get(WRITE_OPTION, False))
 
 
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session whose work is committed at the end of the block (rolled back on error)."""
-    with factory() as session, session.begin():
+    """A write session whose work is committed at the end of the block (rolled back
+    on error)."""
+    with write_session(factory) as session, session.begin():
         yield session

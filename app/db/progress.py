@@ -7,11 +7,14 @@ nothing once the run is no longer theirs (deleted, requeued).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.db.runs import METRIC_NAMES, finite_or_none, metrics_dict, rowcount
@@ -20,6 +23,44 @@ from core.stopping import RunStatus, StopReason
 
 #: A worker that crashed this many times on one run makes the run fail.
 MAX_ATTEMPTS = 3
+#: How long a worker keeps retrying a write the database refused as locked (each
+#: attempt already waits the busy timeout), and the pauses between attempts.
+LOCKED_RETRY_SECONDS = 600.0
+LOCKED_BACKOFF_SECONDS = (0.05, 0.2, 0.5, 1.0, 2.0)
+
+log = logging.getLogger("annlab.worker")
+T = TypeVar("T")
+
+
+def is_locked(error: BaseException) -> bool:
+    """SQLite's "database is locked" / "database table is locked" (SQLITE_BUSY)."""
+    return isinstance(error, OperationalError) and "locked" in str(error.orig).lower()
+
+
+def retry_locked(
+    write: Callable[[], T],
+    *,
+    deadline_seconds: float = LOCKED_RETRY_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """``write()`` (a whole transaction), again while the database answers "locked".
+
+    A worker's progress, checkpoint and outcome must not be lost to a busy moment of
+    the database (hundreds of readers, a long write elsewhere): that used to fail a
+    run that was still training. Any other error, or a lock past the deadline, is
+    raised."""
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        try:
+            return write()
+        except OperationalError as error:
+            if not is_locked(error) or time.monotonic() - started > deadline_seconds:
+                raise
+            pause = LOCKED_BACKOFF_SECONDS[min(attempt, len(LOCKED_BACKOFF_SECONDS) - 1)]
+            attempt += 1
+            log.warning("database locked (attempt %d), retrying in %.2f s", attempt, pause)
+            sleep(pause)
 
 
 def load_checkpoint(*, session: Session, run_id: str) -> CheckpointRow | None:
@@ -144,12 +185,19 @@ def finish_run(
 
 
 def requeue(
-    *, session: Session, run_ids: Sequence[str], crashed: bool, only_worker: str | None = None
+    *,
+    session: Session,
+    run_ids: Sequence[str],
+    crashed: bool,
+    only_worker: str | None = None,
+    behind: bool = False,
 ) -> list[str]:
     """Put running runs back in the queue (their checkpoint stays).
 
     ``crashed``: the worker died; count an attempt, and at ``MAX_ATTEMPTS`` fail
-    the run instead of retrying it forever. Returns the ids requeued.
+    the run instead of retrying it forever. ``behind``: the run goes to the end of
+    the queue (a run paused after its slice); otherwise it keeps its place.
+    Returns the ids requeued.
     """
     requeued: list[str] = []
     for run_id in run_ids:
@@ -177,6 +225,8 @@ def requeue(
             row.finished_at = utcnow()
             continue
         row.status = RunStatus.QUEUED
+        if behind:
+            row.queued_at = utcnow()
         session.flush()
         rewind_to_checkpoint(session=session, run_id=run_id)
         requeued.append(run_id)

@@ -9,13 +9,15 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.db.tables import CheckpointRow, MetricRow, RunRow, User, WeightsRow, utcnow
 from core.stopping import RunStatus, StopReason
+
+SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 
 METRIC_NAMES = ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "learning_rate")
 
@@ -79,10 +81,16 @@ def get_status(*, session: Session, run_id: str) -> str | None:
     return session.scalar(select(RunRow.status).where(RunRow.id == run_id))
 
 
-def get_run(*, session: Session, run_id: str, owner_id: str | None) -> RunRow | None:
+def get_run(
+    *, session: Session, run_id: str, owner_id: str | None, fresh: bool = False
+) -> RunRow | None:
+    """The run (``owner_id``'s; None: any owner). ``fresh``: as stored now, even if the
+    session holds an older copy."""
     query = select(RunRow).where(RunRow.id == run_id)
     if owner_id is not None:
         query = query.where(RunRow.owner_id == owner_id)
+    if fresh:
+        query = query.execution_options(populate_existing=True)
     return session.scalars(query).first()
 
 
@@ -184,15 +192,16 @@ def get_weights(*, session: Session, run_id: str) -> bytes | None:
 # -------------------------------------------------------------------- worker side
 
 
-def claim_next(*, session: Session, worker_id: str, max_running_per_user: int = 0) -> str | None:
-    """Take the oldest eligible queued run for ``worker_id``; None when there is none.
+def queue_order() -> Any:
+    """The queue's order: when a run last joined it (a run paused after its slice of
+    training goes behind the runs that were waiting), first come first served."""
+    return func.coalesce(RunRow.queued_at, RunRow.created_at)
 
-    Eligible: its owner has fewer than ``max_running_per_user`` runs running
-    (0 = no limit), so that one user's backlog cannot hold every worker while
-    other users wait (``ANNLAB_MAX_RUNNING_RUNS_PER_USER``). Of two workers racing
-    for a run, one takes it and the other tries the next candidate (``claim``).
-    """
-    query = select(RunRow.id, RunRow.owner_id).where(RunRow.status == RunStatus.QUEUED)
+
+def eligible_queued(max_running_per_user: int, query: SelectT) -> SelectT:
+    """``query`` restricted to queued runs a worker may claim: their owner has fewer
+    than ``max_running_per_user`` runs running (0 = no limit)."""
+    query = query.where(RunRow.status == RunStatus.QUEUED)
     if max_running_per_user > 0:
         saturated = (
             select(RunRow.owner_id)
@@ -201,7 +210,31 @@ def claim_next(*, session: Session, worker_id: str, max_running_per_user: int = 
             .having(func.count() >= max_running_per_user)
         )
         query = query.where(RunRow.owner_id.not_in(saturated))
-    candidates = session.execute(query.order_by(RunRow.created_at, RunRow.id).limit(5)).all()
+    return query
+
+
+def another_user_waits(*, session: Session, owner_id: str, max_running_per_user: int) -> bool:
+    """A queued run of another owner could be claimed now (the fair-share check of a
+    worker whose run has trained for its slice)."""
+    query = eligible_queued(max_running_per_user, select(RunRow.id)).where(
+        RunRow.owner_id != owner_id
+    )
+    return session.execute(query.limit(1)).first() is not None
+
+
+def claim_next(*, session: Session, worker_id: str, max_running_per_user: int = 0) -> str | None:
+    """Take the oldest eligible queued run for ``worker_id``; None when there is none.
+
+    Eligible: its owner has fewer than ``max_running_per_user`` runs running
+    (0 = no limit), so that one user's backlog cannot hold every worker while
+    other users wait (``ANNLAB_MAX_RUNNING_RUNS_PER_USER``). Of two workers racing
+    for a run, one takes it and the other tries the next candidate (``claim``).
+    """
+    candidates = session.execute(
+        eligible_queued(max_running_per_user, select(RunRow.id, RunRow.owner_id))
+        .order_by(queue_order(), RunRow.id)
+        .limit(5)
+    ).all()
     for run_id, owner_id in candidates:
         if _claim(
             session=session,

@@ -58,6 +58,7 @@ class Cause(StrEnum):
 
     SHUTDOWN = "shutdown"  # the pool stops: pause, requeue
     TIMEOUT = "timeout"  # ANNLAB_MAX_RUN_SECONDS
+    YIELD = "yield"  # trained a slice while another user's run waits: pause, requeue behind
     CANCEL = "cancel"  # the user asked
     LOST = "lost"  # the run is no longer ours (deleted, requeued by recovery)
 
@@ -75,14 +76,17 @@ class WorkerConfig:
     checkpoint_seconds: float
     max_run_seconds: float
     max_running_per_user: int = 0
+    #: ANNLAB_SLICE_SECONDS: training time before a run yields to another user's (0: never).
+    slice_seconds: float = 0.0
 
     @classmethod
     def from_settings(cls, worker_id: str, settings: Settings) -> WorkerConfig:
         return cls(
             worker_id=worker_id,
             checkpoint_seconds=settings.checkpoint_seconds,
-            max_run_seconds=settings.max_run_seconds,
+            max_run_seconds=settings.resolved_max_run_seconds,
             max_running_per_user=settings.resolved_max_running_runs_per_user,
+            slice_seconds=settings.slice_seconds,
         )
 
 
@@ -144,23 +148,24 @@ class _Job:
         self.last_heartbeat = time.monotonic()
         self.started = time.monotonic()
         self.cause: Cause | None = None
+        self.owner_id = ""
 
     # -- callbacks of core.training.train
 
     def on_epoch(self, metrics: EpochMetrics) -> None:
         self.pending.append(metrics.as_dict())
         if time.monotonic() - self.last_flush >= FLUSH_SECONDS:
-            with transaction(self.factory) as session:
-                self._flush(session)
+            self._write(self._flush)
 
     def should_stop(self) -> Stop | None:
-        """``Stop.PAUSE`` on shutdown (training returns a checkpoint), ``Stop.CANCEL`` for
-        everything else that ends the run early; None: keep training."""
+        """``Stop.PAUSE`` on shutdown and at the end of a slice (training returns a
+        checkpoint), ``Stop.CANCEL`` for everything else that ends the run early; None:
+        keep training."""
         if self.cause is None:
             self._poll()
         if self.cause is None:
             return None
-        return Stop.PAUSE if self.cause is Cause.SHUTDOWN else Stop.CANCEL
+        return Stop.PAUSE if self.cause in (Cause.SHUTDOWN, Cause.YIELD) else Stop.CANCEL
 
     def _poll(self) -> None:
         now = time.monotonic()
@@ -170,22 +175,44 @@ class _Job:
             self.cause = Cause.TIMEOUT
         elif now - self.last_poll >= CANCEL_POLL_SECONDS:
             self.last_poll = now
-            with self.factory() as session:
+            sliced = self.config.slice_seconds and now - self.started >= self.config.slice_seconds
+            with self.factory() as session:  # a read: never the write lock
                 owned, cancel = progress.poll_run(
                     session=session, run_id=self.run_id, worker_id=self.worker_id
+                )
+                waiting = bool(sliced) and run_store.another_user_waits(
+                    session=session,
+                    owner_id=self.owner_id,
+                    max_running_per_user=self.config.max_running_per_user,
                 )
             if not owned:
                 self.cause = Cause.LOST
             elif cancel:
                 self.cause = Cause.CANCEL
+            elif waiting:
+                self.cause = Cause.YIELD
             elif now - self.last_heartbeat >= HEARTBEAT_SECONDS:
-                with transaction(self.factory) as session:
-                    self._flush(session)
+                self._write(self._flush)
 
     def on_checkpoint(self, checkpoint: Checkpoint) -> None:
-        with transaction(self.factory) as session:
+        def write(session: Session) -> None:
             self._flush(session)
             self._save(session, checkpoint)
+
+        self._write(write)
+
+    def _write(self, work: Callable[[Session], None]) -> None:
+        """``work`` in one write transaction, retried while the database is locked (a
+        busy database must not fail a run that trains on); the pending epochs are
+        forgotten only once committed."""
+        flushed = len(self.pending)
+
+        def attempt() -> None:
+            with transaction(self.factory) as session:
+                work(session)
+
+        progress.retry_locked(attempt)
+        del self.pending[:flushed]
 
     def _save(self, session: Session, checkpoint: Checkpoint) -> None:
         progress.save_checkpoint(
@@ -198,10 +225,10 @@ class _Job:
         )
 
     def _flush(self, session: Session) -> None:
+        """Record the pending epochs (``_write`` drops them once committed)."""
         owned = progress.record_progress(
             session=session, run_id=self.run_id, worker_id=self.worker_id, epochs=self.pending
         )
-        self.pending = []
         self.last_flush = self.last_heartbeat = time.monotonic()
         if not owned:
             self.cause = Cause.LOST
@@ -215,7 +242,7 @@ class _Job:
                 row = run_store.get_run(session=session, run_id=self.run_id, owner_id=None)
                 if row is None:
                     return
-                spec_json, dataset_id = row.spec, row.dataset_id
+                spec_json, dataset_id, self.owner_id = row.spec, row.dataset_id, row.owner_id
                 checkpoint_row = progress.load_checkpoint(session=session, run_id=self.run_id)
                 checkpoint_bytes = checkpoint_row.data if checkpoint_row is not None else None
             with self.factory() as session:
@@ -263,8 +290,9 @@ class _Job:
         if self.cause is Cause.LOST:
             return
         if result.stop_reason == StopReason.PAUSED:
-            # A shutdown: store the exact state (taken between two mini-batches) and
-            # put the run back in the queue; it resumes from here, bit for bit.
+            # A shutdown or the end of a slice: store the exact state (taken between two
+            # mini-batches) and put the run back in the queue (after a slice: behind the
+            # runs waiting); it resumes from here, bit for bit.
             self._pause(result.checkpoint)
         elif self.cause is Cause.TIMEOUT and result.stop_reason == StopReason.CANCELLED:
             limit = self.config.max_run_seconds
@@ -292,16 +320,25 @@ class _Job:
             )
 
     def _pause(self, checkpoint: Checkpoint | None) -> None:
-        with transaction(self.factory) as session:
+        behind = self.cause is Cause.YIELD
+
+        def write(session: Session) -> None:
             self._flush(session)
             if checkpoint is not None:
                 self._save(session, checkpoint)
             progress.requeue(
-                session=session, run_ids=[self.run_id], crashed=False, only_worker=self.worker_id
+                session=session,
+                run_ids=[self.run_id],
+                crashed=False,
+                only_worker=self.worker_id,
+                behind=behind,
             )
+
+        self._write(write)
         log.info(
-            "run %s paused for shutdown at epoch %d + %d batches; requeued",
+            "run %s paused (%s) at epoch %d + %d batches; requeued",
             self.run_id,
+            "its slice is over, another user waits" if behind else "shutdown",
             checkpoint.epoch if checkpoint is not None else -1,
             checkpoint.batch if checkpoint is not None else 0,
         )
@@ -315,7 +352,7 @@ class _Job:
         best_epoch: int | None = None,
         weights: bytes | None = None,
     ) -> None:
-        with transaction(self.factory) as session:
+        def write(session: Session) -> None:
             self._flush(session)
             progress.finish_run(
                 session=session,
@@ -327,6 +364,8 @@ class _Job:
                 best_epoch=best_epoch,
                 weights=weights,
             )
+
+        self._write(write)
 
 
 # ------------------------------------------------------------------- process entry

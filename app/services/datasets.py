@@ -105,10 +105,9 @@ def check_file_size(*, n_bytes: int, settings: Settings) -> None:
         )
 
 
-def create_dataset(
-    *, session: Session, owner_id: str, dataset: Dataset, settings: Settings
-) -> DatasetOut:
-    """Store a parsed upload for ``owner_id`` (422 over ``ANNLAB_MAX_DATASET_BYTES``); commits."""
+def encode_dataset(dataset: Dataset, settings: Settings) -> bytes:
+    """A parsed upload as stored (``.npz``); 422 over ``ANNLAB_MAX_DATASET_BYTES``. Slow for
+    big uploads: run it before the write transaction, off the event loop."""
     data = dataset_to_npz_bytes(dataset)
     if len(data) > settings.max_dataset_bytes:
         raise LimitExceeded(
@@ -119,6 +118,11 @@ def create_dataset(
                 "max_dataset_bytes",
             )
         )
+    return data
+
+
+def create_dataset(*, session: Session, owner_id: str, dataset: Dataset, data: bytes) -> DatasetOut:
+    """Store an encoded upload (``encode_dataset``) for ``owner_id``: one short write; commits."""
     row = dataset_store.create_dataset(
         session=session, owner_id=owner_id, dataset=dataset, data=data
     )

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.db import runs as run_store
 from app.db.tables import RunRow
-from app.errors import Conflict, TooMany, Unprocessable, limit_message
+from app.errors import Conflict, NotFound, TooMany, Unprocessable, limit_message
 from app.jobs.base import Executor
 from app.limits import check_spec_limits
 from app.services import datasets
@@ -224,15 +224,21 @@ def _replay(existing: RunRow, hashed: str) -> Submission:
 def cancel_run(*, session: Session, run: RunRow) -> RunRow:
     """Cancel a queued run at once, or ask a running run's worker to stop; 409 for a
     finished run. Commits; returns the run as stored."""
+    run_id = run.id
     if run.status in TERMINAL_STATUSES:
-        raise Conflict(f"run {run.id!r} already finished ({run.status})")
-    if not run_store.cancel_queued(session=session, run_id=run.id) and not run_store.request_cancel(
-        session=session, run_id=run.id
-    ):
-        raise Conflict(f"run {run.id!r} already finished")
+        raise Conflict(f"run {run_id!r} already finished ({run.status})")
+    changed = run_store.cancel_queued(session=session, run_id=run_id) or run_store.request_cancel(
+        session=session, run_id=run_id
+    )
     session.commit()
-    session.refresh(run)
-    return run
+    # Read the run again: a DELETE may have removed it meanwhile (404, not a 500 from
+    # refreshing a row that is gone), or a worker finished it (409).
+    current = run_store.get_run(session=session, run_id=run_id, owner_id=None, fresh=True)
+    if current is None:
+        raise NotFound(f"run {run_id!r} not found")
+    if not changed:
+        raise Conflict(f"run {run_id!r} already finished ({current.status})")
+    return current
 
 
 def delete_run(

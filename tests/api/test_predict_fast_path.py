@@ -95,14 +95,28 @@ def test_the_fast_path_accepts_what_the_schema_accepts(client: TestClient) -> No
     expected = client.post(path, json={"inputs": [[5.0, 3.0, 1.0, 0.0]]}).json()
     for inputs in (
         [[5, 3, 1, 0]],  # integers
-        [[5, 3.0, 1, False]],  # a boolean is a number for the schema (lax mode)
-        [["5", "3.0", 1, 0]],  # so are numeric strings
         [[5, 3, 1, 2**64 - 1]],  # past int64
     ):
         response = client.post(path, json={"inputs": inputs})
         assert response.status_code == 200, (inputs, response.text)
-        if inputs[0][3] == 0 or inputs[0][3] is False:
+        if inputs[0][3] == 0:
             assert response.json() == expected, inputs
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        [[5, 3.0, 1, False]],  # booleans are not numbers (as in uploads and specs)
+        [[True, 3.0, 1, 0]],
+        [["5", "3.0", 1, 0]],  # nor are numeric strings
+        [[5, 3.0, 1, "1.5"]],
+    ],
+)
+def test_booleans_and_numeric_strings_are_not_numbers(client: TestClient, inputs: Any) -> None:
+    path = f"{API}/runs/{trained(client)}/predict"
+    response = client.post(path, json={"inputs": inputs})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"][:2] == ["body", "inputs"]
 
 
 def test_rejections_keep_fastapis_shapes(client: TestClient) -> None:
