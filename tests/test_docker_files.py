@@ -90,7 +90,8 @@ def compose() -> dict:
 
 @pytest.fixture(scope="module")
 def service(compose: dict) -> dict:
-    services = compose["services"]
+    # The single-machine setup: services outside a profile (the cluster's are in one).
+    services = {name: s for name, s in compose["services"].items() if not s.get("profiles")}
     assert len(services) == 1, f"expected one service, got {sorted(services)}"
     return next(iter(services.values()))
 
