@@ -104,9 +104,15 @@ def measure(
         if env["ANNLAB_EXECUTOR"] == "celery":
             for index in range(n_workers):
                 procs.append(spawn(["worker", "-c", "1"], env, root / f"{label}-w{index}.log"))
-            for index in range(n_workers):
+            for index, proc in enumerate(procs[1:]):
                 log = root / f"{label}-w{index}.log"
-                wait(lambda log=log: " ready." in log.read_text(errors="replace"), 60, "worker")
+
+                def up(log: Path = log, proc: subprocess.Popen[bytes] = proc) -> bool:
+                    if proc.poll() is not None:
+                        raise SystemExit(f"a worker exited; see {log}")
+                    return " ready." in log.read_text(errors="replace")
+
+                wait(up, 60, "worker")
         wait(lambda: ready(url), 60, "server")
         with httpx.Client(base_url=url, timeout=30) as client:
             started = time.monotonic()

@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 import migrations
 
@@ -31,9 +31,18 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+#: PostgreSQL advisory lock key held while migrating (any constant shared by all).
+_MIGRATION_LOCK = 7_243_190_013
+
+
 def upgrade_to_head(engine: Engine) -> None:
+    """Migrate to the latest revision. On PostgreSQL a server and workers starting at
+    once on a fresh database take turns (a transaction-scoped advisory lock): the
+    first migrates, the others find it done, instead of racing to create tables."""
     config = alembic_config()
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
