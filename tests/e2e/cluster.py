@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import uuid
 from dataclasses import dataclass, field
@@ -24,6 +25,19 @@ from tests.support.waiting import wait_for
 
 REDIS_URL = os.environ.get("ANNLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
 AMQP_URL = os.environ.get("ANNLAB_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def reachable(url: str) -> bool:
+    """A TCP connection to the broker of ``url`` opens (else the tests skip)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    default = 6379 if parts.scheme.startswith("redis") else 5672
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default), 2):
+            return True
+    except OSError:
+        return False
 
 
 @dataclass

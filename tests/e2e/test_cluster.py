@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.cluster import AMQP_URL, Cluster
+from tests.e2e.cluster import AMQP_URL, REDIS_URL, Cluster, reachable
 from tests.e2e.server import (
     ANNLAB,
     API,
@@ -53,6 +53,8 @@ def local_weights(server: Server, spec: dict[str, Any]) -> Any:
 
 @pytest.fixture
 def cluster(tmp_path: Path, postgres_url: str) -> Iterator[Cluster]:
+    if not reachable(REDIS_URL):
+        pytest.skip(f"Redis not reachable at {REDIS_URL}")
     made = Cluster(root=tmp_path, database_url=postgres_url)
     try:
         yield made
@@ -242,6 +244,8 @@ def test_a_run_whose_worker_dies_three_times_fails_instead_of_looping(
 
 
 def test_rabbitmq_smoke(cluster: Cluster, server: Server) -> None:
+    if not reachable(AMQP_URL):
+        pytest.skip("RabbitMQ not reachable")
     cluster.broker_url = AMQP_URL
     spec = short_spec(42, epochs=20)
     api = cluster.server().start()
