@@ -88,10 +88,11 @@ class CeleryExecutor(Executor):
         cutoff = dispatch.stale_before(self.settings.redispatch_seconds)
         with self.factory() as session:
             never = dispatch.to_dispatch(session=session, sent_before=None)
+            unsent = set(never)
             stale = [
                 run_id
                 for run_id in dispatch.to_dispatch(session=session, sent_before=cutoff)
-                if run_id not in set(never)
+                if run_id not in unsent
             ]
             if stale and not self._broker_lost_some(session):
                 stale = []  # still waiting in the broker: the workers are just busy

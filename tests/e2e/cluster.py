@@ -165,9 +165,11 @@ class Cluster:
         engine = create_engine(self.database_url)
         try:
             with engine.connect() as connection:
-                found = connection.execute(
-                    text("SELECT * FROM runs WHERE id = :id"), {"id": run_id}
-                ).mappings().first()
+                found = (
+                    connection.execute(text("SELECT * FROM runs WHERE id = :id"), {"id": run_id})
+                    .mappings()
+                    .first()
+                )
                 return dict(found) if found is not None else {}
         finally:
             engine.dispose()
