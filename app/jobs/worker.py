@@ -342,9 +342,9 @@ class _Job:
 
         self._write(write)
         log.info(
-            "run %s paused (%s) at epoch %d + %d batches; requeued",
+            "run %s paused %s at epoch %d + %d batches; requeued",
             self.run_id,
-            "its slice is over, another user waits" if behind else "shutdown",
+            "at the end of its slice" if behind else "for shutdown",
             checkpoint.epoch if checkpoint is not None else -1,
             checkpoint.batch if checkpoint is not None else 0,
         )
