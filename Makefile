@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA_DIR ?= ./data
 
-.PHONY: run test lint format clean
+.PHONY: run test lint format clean lock image-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,23 @@ lint: $(VENV)/.installed-dev
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format app tests/api migrations
+
+# The locked build (requirements.lock, installed by the Dockerfile): exact versions
+# with hashes for Linux/CPython 3.11, from pyproject's dependencies and its
+# build-system requirements. Keeps today's pins where they still fit;
+# `make lock UPGRADE=1` moves everything to the newest.
+UV_VERSION := 0.13.9
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]))' \
+	  | $(BIN)/uv pip compile pyproject.toml - --quiet --native-tls --generate-hashes \
+	      --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+	      --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade) -o requirements.lock
+
+# Build the image and run the README's "Running it for a lab" against it
+# (docker if its daemon answers, else podman, prepared by shared/tools/container-env).
+image-test: $(VENV)/.installed-dev
+	$(BIN)/pytest -q -m container tests/container
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

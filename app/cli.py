@@ -58,8 +58,10 @@ def _database_shown(settings: Settings) -> str:
 
 @cli.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    host: Annotated[str, typer.Option(envvar="ANNLAB_HOST", help="Interface to listen on.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(envvar="ANNLAB_PORT", help="TCP port.")] = 8000,
     workers: Annotated[
         int | None, typer.Option(help="Worker processes (default ANNLAB_WORKERS or cores - 1).")
     ] = None,

@@ -12,16 +12,29 @@ Human tables go to stdout, progress and notes to stderr, so ``--json`` output
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, cast
+from typing import Annotated, cast
 
 import typer
-from rich.console import Console
 
+from app.cli_common import (
+    DETACHED,
+    CancelOption,
+    JsonOption,
+    KeyOption,
+    RunArgument,
+    UrlOption,
+    answer,
+    detach_or_cancel,
+    echo_json,
+    exit_for,
+    fail,
+    stderr,
+    stdout,
+)
 from app.cli_input import read_json_file, rows_for_features
 from app.cli_render import (
     RunProgress,
@@ -33,43 +46,6 @@ from app.cli_render import (
 )
 from app.client import AnnlabClient, ApiError, PlotFormat, PlotKind, WeightsFormat
 from app.client_types import Prediction, Run
-
-#: Exit code of a follow detached by Ctrl-C (the shell's 128 + SIGINT).
-DETACHED = 130
-
-UrlOption = Annotated[
-    str | None,
-    typer.Option("--url", envvar="ANNLAB_URL", help="The server (default http://127.0.0.1:8000)."),
-]
-KeyOption = Annotated[
-    str | None,
-    typer.Option("--key", envvar="ANNLAB_API_KEY", help="API key (with ANNLAB_AUTH=on)."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON, for scripts.")]
-RunArgument = Annotated[str, typer.Argument(help="The run's id.", metavar="RUN")]
-CancelOption = Annotated[
-    bool,
-    typer.Option(
-        "--cancel-on-interrupt", help="Ctrl-C cancels the run instead of detaching from it."
-    ),
-]
-
-
-#: Width of tables written to a pipe or file (rich's default there, 80, cuts ids short).
-PIPE_WIDTH = 200
-
-
-def stdout() -> Console:
-    return Console(highlight=False, width=None if sys.stdout.isatty() else PIPE_WIDTH)
-
-
-def stderr() -> Console:
-    return Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else PIPE_WIDTH)
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    stderr().print(f"[red]error:[/] {message}", markup=True, highlight=False)
-    raise typer.Exit(code)
 
 
 def make_client(url: str | None, key: str | None) -> AnnlabClient:
@@ -85,15 +61,6 @@ def connect(url: str | None, key: str | None) -> Iterator[AnnlabClient]:
             yield api
     except ApiError as exc:
         fail(str(exc))
-
-
-def echo_json(document: Any) -> None:
-    typer.echo(json.dumps(document, indent=2, default=str))
-
-
-def exit_for(run: Run) -> None:
-    if run.status != "succeeded":
-        raise typer.Exit(1)
 
 
 # --------------------------------------------------------------------- runs
@@ -162,27 +129,20 @@ def follow_run(api: AnnlabClient, run_id: str, *, cancel_on_interrupt: bool) -> 
             for event in api.events(run_id, on_reconnect=reconnecting):
                 display.show(event)
     except KeyboardInterrupt:
-        if not cancel_on_interrupt:
-            err.print(
-                f"detached from run {run_id}: it goes on on the server.\n"
-                f"re-attach with: annlab follow {run_id}"
-            )
-            raise typer.Exit(DETACHED) from None
-        try:
-            api.cancel_run(run_id)
+        if detach_or_cancel(
+            err,
+            cancel_on_interrupt=cancel_on_interrupt,
+            detached=f"detached from run {run_id}: it goes on on the server.\n"
+            f"re-attach with: annlab follow {run_id}",
+            cancel=lambda: api.cancel_run(run_id),
+        ):
             err.print(f"interrupted: cancelling run {run_id}")
-        except ApiError as exc:
-            if exc.status != 409:  # 409: it finished meanwhile; report how
-                raise
         return api.wait(run_id)
     return api.get_run(run_id)
 
 
 def report(run: Run, as_json: bool) -> None:
-    if as_json:
-        echo_json(run.model_dump(mode="json"))
-    else:
-        stdout().print(outcome_line(run))
+    answer(run, as_json, outcome_line(run))
     exit_for(run)
 
 
@@ -205,10 +165,7 @@ def runs(
         page = api.list_runs(
             status=status, sort=sort, dataset=dataset, tag=tag, experiment=experiment, limit=limit
         )
-    if as_json:
-        echo_json(page.model_dump(mode="json"))
-    else:
-        stdout().print(runs_table(page.items, page.total))
+    answer(page, as_json, runs_table(page.items, page.total))
 
 
 def show(
@@ -217,10 +174,7 @@ def show(
     """One run: its model, status, progress and metrics."""
     with connect(url, key) as api:
         run = api.get_run(run_id)
-    if as_json:
-        echo_json(run.model_dump(mode="json"))
-    else:
-        stdout().print(run_details(run))
+    answer(run, as_json, run_details(run))
 
 
 def stop(
@@ -242,10 +196,7 @@ def cancel(
 
 
 def _acknowledge(run: Run, verb: str, as_json: bool) -> None:
-    if as_json:
-        echo_json(run.model_dump(mode="json"))
-    else:
-        stdout().print(f"{verb} run {run.id} (now {status_text(run.status)})")
+    answer(run, as_json, f"{verb} run {run.id} (now {status_text(run.status)})")
 
 
 def delete(run_id: RunArgument, url: UrlOption = None, key: KeyOption = None) -> None:
@@ -398,3 +349,31 @@ def register(cli: typer.Typer) -> None:
 
     cli.command()(experiment)
     cli.add_typer(models_cli, name="models")
+
+
+#: Re-exported: the other command modules once imported these from here.
+__all__ = [
+    "DETACHED",
+    "CancelOption",
+    "CsvOption",
+    "EpochOption",
+    "JsonInputOption",
+    "JsonOption",
+    "KeyOption",
+    "OutputOption",
+    "RunArgument",
+    "UrlOption",
+    "answer",
+    "check_output",
+    "connect",
+    "detach_or_cancel",
+    "echo_json",
+    "exit_for",
+    "fail",
+    "load_rows",
+    "make_client",
+    "register",
+    "show_prediction",
+    "stderr",
+    "stdout",
+]

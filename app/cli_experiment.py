@@ -15,12 +15,14 @@ from typing import Annotated, Any
 import typer
 
 from app.cli_client import (
-    DETACHED,
+    connect,
+)
+from app.cli_common import (
     CancelOption,
     JsonOption,
     KeyOption,
     UrlOption,
-    connect,
+    detach_or_cancel,
     echo_json,
     stderr,
     stdout,
@@ -34,7 +36,7 @@ from app.cli_render import (
     status_text,
     summary_table,
 )
-from app.client import AnnlabClient, ApiError
+from app.client import AnnlabClient
 from app.client_types import TERMINAL_STATUSES, Experiment
 
 EXPERIMENT_KEYS = {"name", "base", "grid"}
@@ -127,16 +129,12 @@ def follow_experiment(
             time.sleep(interval)
             experiment = api.get_experiment(experiment.id)
     except KeyboardInterrupt:
-        if not cancel_on_interrupt:
-            err.print(
-                f"detached from experiment {experiment.id}: its runs go on on the server.\n"
-                f"re-attach with: annlab experiment {experiment.id} --follow"
-            )
-            raise typer.Exit(DETACHED) from None
-        try:
-            api.cancel_experiment(experiment.id)
-        except ApiError as exc:
-            if exc.status != 409:
-                raise
+        detach_or_cancel(
+            err,
+            cancel_on_interrupt=cancel_on_interrupt,
+            detached=f"detached from experiment {experiment.id}: its runs go on on the server.\n"
+            f"re-attach with: annlab experiment {experiment.id} --follow",
+            cancel=lambda: api.cancel_experiment(experiment.id),
+        )
         err.print(f"interrupted: cancelled experiment {experiment.id}")
         return api.get_experiment(experiment.id)

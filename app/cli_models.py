@@ -15,17 +15,19 @@ from app.cli_client import (
     CsvOption,
     EpochOption,
     JsonInputOption,
-    JsonOption,
-    KeyOption,
     OutputOption,
-    RunArgument,
-    UrlOption,
     check_output,
     connect,
-    echo_json,
-    fail,
     load_rows,
     show_prediction,
+)
+from app.cli_common import (
+    JsonOption,
+    KeyOption,
+    RunArgument,
+    UrlOption,
+    answer,
+    fail,
     stdout,
 )
 from app.cli_input import parse_model_ref
@@ -39,10 +41,7 @@ def models_list(as_json: JsonOption = False, url: UrlOption = None, key: KeyOpti
     """Every model with its latest version and aliases."""
     with connect(url, key) as api:
         page = api.list_models()
-    if as_json:
-        echo_json(page.model_dump(mode="json"))
-    else:
-        stdout().print(models_table(page.items))
+    answer(page, as_json, models_table(page.items))
 
 
 @models_cli.command("show")
@@ -52,10 +51,7 @@ def models_show(
     """A model's versions and where its aliases point."""
     with connect(url, key) as api:
         model = api.get_model(name)
-    if as_json:
-        echo_json(model.model_dump(mode="json"))
-    else:
-        stdout().print(versions_table(model))
+    answer(model, as_json, versions_table(model))
 
 
 @models_cli.command("create")
@@ -69,10 +65,7 @@ def models_create(
     """Create a model (a name to register versions under)."""
     with connect(url, key) as api:
         model = api.create_model(name, description=description)
-    if as_json:
-        echo_json(model.model_dump(mode="json"))
-    else:
-        stdout().print(f"created model {model.name}")
+    answer(model, as_json, f"created model {model.name}")
 
 
 @models_cli.command("version")
@@ -87,10 +80,7 @@ def models_version(
     """Register a succeeded run's model (or one of its snapshots) as the next version."""
     with connect(url, key) as api:
         version = api.create_version(name, run_id=run_id, epoch=epoch)
-    if as_json:
-        echo_json(version.model_dump(mode="json"))
-    else:
-        stdout().print(f"{name} version {version.version} ← run {version.run_id}")
+    answer(version, as_json, f"{name} version {version.version} ← run {version.run_id}")
 
 
 @models_cli.command("alias")

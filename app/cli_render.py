@@ -57,11 +57,6 @@ def status_text(status: str) -> str:
     return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
 
 
-def print_json(console: Console, document: Any) -> None:
-    """A document for scripts: plain JSON, no colour, no wrapping."""
-    console.print_json(json.dumps(document, default=str), indent=2, highlight=False)
-
-
 # --------------------------------------------------------------------- runs
 
 

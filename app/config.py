@@ -106,10 +106,26 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(50 * 1024 * 1024, ge=1)
     max_queued_runs: int = Field(1000, ge=1, description="Queued runs per user.")
     max_json_depth: int = Field(64, ge=8, description="Deepest JSON nesting accepted.")
+    max_snapshot_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        description="Bytes of snapshots one run may keep (snapshots × parameters × dtype "
+        'size): "log" snapshots are thinned to fit, an explicit list over it is a 422.',
+    )
+    plot_executor: Literal["process", "thread"] = Field(
+        "process",
+        description="Where plots are rendered: a process pool (production: renders never "
+        "hold the API's GIL) or threads of the API process.",
+    )
+    plot_workers: int = Field(2, ge=1, description="Plots rendered at the same time.")
+    plot_queue: int = Field(
+        8, ge=1, description="Plots rendering or waiting at most; more get a 503."
+    )
     max_trajectory_work: int = Field(
-        200_000,
+        50_000,
         ge=1,
-        description="Optimizer steps of one trajectories request in all (steps × optimizers).",
+        description="Optimizer steps of one trajectories request in all (steps × optimizers): "
+        "the default, 5 optimizers × 10,000 steps, answers within about a second here.",
     )
 
     @property

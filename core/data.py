@@ -81,13 +81,7 @@ class Dataset:
         return int(self.targets.shape[1])
 
     def shape(self) -> DataShape:
-        return DataShape(
-            task=self.task,
-            n_features=self.n_features,
-            n_outputs=self.n_outputs,
-            n_classes=self.n_classes,
-            n_samples=self.n_samples,
-        )
+        return DataShape.of(self)
 
 
 # ---------------------------------------------------- split and standardisation

@@ -110,8 +110,23 @@ def _axis(column: NDArray[np.float64], resolution: int) -> NDArray[np.float64]:
 
 
 def _check_features(
-    model: TrainedModel, features: NDArray[Any] | Sequence[Sequence[float]], resolution: int
+    model: TrainedModel,
+    features: NDArray[Any] | Sequence[Sequence[float]],
+    resolution: int,
+    *,
+    what: str,
+    task: str,
+    n_features: int,
 ) -> NDArray[np.float64]:
+    """The features as a float array, after checking that ``what`` (a picture of a
+    ``task`` model over ``n_features`` inputs) can be drawn for this model at all."""
+    if model.task != task:
+        raise InspectError(f"{what} needs a {task} model", "task")
+    if model.n_features != n_features:
+        count = {1: "one feature", 2: "two features"}[n_features]
+        raise InspectError(
+            f"{what} needs exactly {count}, the model has {model.n_features}", "features"
+        )
     if not 2 <= resolution <= MAX_RESOLUTION:
         raise InspectError(
             f"resolution must be between 2 and {MAX_RESOLUTION}, got {resolution}", "resolution"
@@ -133,14 +148,14 @@ def decision_grid(
     """The class ``model.predict`` gives at every point of a ``resolution`` ×
     ``resolution`` grid over the range of ``features`` (the data, original units)
     padded by 10 % on each side. Two-feature classification models only."""
-    if model.task != "classification":
-        raise InspectError("a decision boundary needs a classification model", "task")
-    if model.n_features != 2:
-        raise InspectError(
-            f"a decision boundary needs exactly two features, the model has {model.n_features}",
-            "features",
-        )
-    data = _check_features(model, features, resolution)
+    data = _check_features(
+        model,
+        features,
+        resolution,
+        what="a decision boundary",
+        task="classification",
+        n_features=2,
+    )
     x, y = _axis(data[:, 0], resolution), _axis(data[:, 1], resolution)
     grid_x, grid_y = np.meshgrid(x, y)  # [j, i] = (x[i], y[j])
     points = np.column_stack((grid_x.ravel(), grid_y.ravel()))
@@ -167,14 +182,9 @@ def fitted_curve(
 ) -> FittedCurve:
     """``model.predict`` at ``resolution`` points over the range of the one feature
     of ``features`` padded by 10 % on each side. One-feature regression models only."""
-    if model.task != "regression":
-        raise InspectError("a fitted curve needs a regression model", "task")
-    if model.n_features != 1:
-        raise InspectError(
-            f"a fitted curve needs exactly one feature, the model has {model.n_features}",
-            "features",
-        )
-    data = _check_features(model, features, resolution)
+    data = _check_features(
+        model, features, resolution, what="a fitted curve", task="regression", n_features=1
+    )
     x = _axis(data[:, 0], resolution)
     outputs, _ = model.predict(x.reshape(-1, 1))
     values = outputs.astype(np.float64)

@@ -104,10 +104,7 @@ def dataset_from_csv(*, content: Any, target: Any, task: Any, name: Any) -> Data
     """
     name = check_name(name)
     task = check_task(task)
-    if isinstance(content, bytearray | memoryview):
-        content = bytes(content)
-    if not isinstance(content, bytes):
-        raise DatasetError(f"the CSV file must be bytes, got {describe(content)}", "file")
+    content = _file_bytes(content, "the CSV file")
     if not isinstance(target, str) or not target.strip():
         raise DatasetError("the target column name must be a non-empty string", "target")
     try:
@@ -195,10 +192,7 @@ def dataset_from_npz_bytes(
     """
     name = check_name(name)
     task = check_task(task)
-    if isinstance(b, bytearray | memoryview):
-        b = bytes(b)
-    if not isinstance(b, bytes):
-        raise DatasetError(f"an .npz file must be bytes, got {describe(b)}", "file")
+    b = _file_bytes(b, "an .npz file")
     arrays = _read_npz(b, ("features", "targets"))
     features, targets = arrays["features"], arrays["targets"]
 
@@ -239,6 +233,16 @@ def dataset_from_npz_bytes(
 
 
 # ------------------------------------------------------------------------- CSV
+
+
+def _file_bytes(content: object, what: str) -> bytes:
+    """An uploaded file's bytes, whichever buffer type it came in; anything else is a
+    ``DatasetError`` on the ``file`` field (a 422, never a crash further down)."""
+    if isinstance(content, bytearray | memoryview):
+        content = bytes(content)
+    if not isinstance(content, bytes):
+        raise DatasetError(f"{what} must be bytes, got {describe(content)}", "file")
+    return content
 
 
 def _check_header(cells: list[str]) -> list[str]:

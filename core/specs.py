@@ -9,7 +9,7 @@ that need the dataset's shape live in :func:`check_against_dataset`.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 from pydantic import (
     BaseModel,
@@ -330,6 +330,21 @@ class RunSpec(Spec):
 # --------------------------------------------------------- checks against the data
 
 
+class Shaped(Protocol):
+    """Anything that knows a dataset's shape: a loaded ``Dataset``, a built-in's info."""
+
+    @property
+    def task(self) -> Task: ...
+    @property
+    def n_features(self) -> int: ...
+    @property
+    def n_outputs(self) -> int: ...
+    @property
+    def n_classes(self) -> int | None: ...
+    @property
+    def n_samples(self) -> int | None: ...
+
+
 class DataShape(BaseModel):
     """What the spec checks need to know of a dataset."""
 
@@ -340,3 +355,14 @@ class DataShape(BaseModel):
     n_outputs: int
     n_classes: int | None = None
     n_samples: int | None = None
+
+    @classmethod
+    def of(cls, source: Shaped) -> DataShape:
+        """The shape of a dataset or of a built-in's info (one copy of the field list)."""
+        return cls(
+            task=source.task,
+            n_features=source.n_features,
+            n_outputs=source.n_outputs,
+            n_classes=source.n_classes,
+            n_samples=source.n_samples,
+        )

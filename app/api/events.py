@@ -47,18 +47,40 @@ class StatusEvent(BaseModel):
     error: str | None = Field(description="What went wrong, for a failed run.")
 
 
-#: The events of the stream, each ``event: <name>`` with ``data:`` one JSON document of
-#: the schema given here (OpenAPI 3.1 has no schema for an event stream's items; tests
-#: check the events sent against these).
-EVENT_SCHEMAS: dict[str, dict[str, Any]] = {
-    "progress": ProgressEvent.model_json_schema(),
-    "status": StatusEvent.model_json_schema(),
+def _inline(schema: Any, defs: dict[str, Any]) -> Any:
+    """A JSON schema with its ``$defs`` references written out (it is embedded in the
+    OpenAPI document, where ``#/$defs/...`` would not resolve)."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {key: _inline(value, defs) for key, value in schema.items() if key != "$defs"}
+    if isinstance(schema, list):
+        return [_inline(item, defs) for item in schema]
+    return schema
+
+
+def _event_schema(name: str, model: type[BaseModel]) -> dict[str, Any]:
+    data = model.model_json_schema()
+    return {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"const": name},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": _inline(data, data.get("$defs", {})),
+            },
+        },
+    }
+
+
+#: One event of the stream (OpenAPI 3.2's ``itemSchema`` for ``text/event-stream``):
+#: ``event: <name>`` with ``data:`` one JSON document of that event's schema.
+EVENT_ITEM_SCHEMA: dict[str, Any] = {
+    "oneOf": [_event_schema("progress", ProgressEvent), _event_schema("status", StatusEvent)]
 }
-
-
-def _progress_data(epoch: int, values: dict[str, Any], epochs: int) -> str:
-    event = ProgressEvent(epoch=epoch, epochs=epochs, metrics=EpochMetricsOut(**values))
-    return event.model_dump_json()
 
 
 @router.get(
@@ -71,13 +93,8 @@ def _progress_data(epoch: int, values: dict[str, Any], epochs: int) -> str:
             "`{status, stop_reason, error}`) on each status change starting with the "
             "current one, and `: ping` comments on a quiet stream; the stream ends after a "
             "final status (or without one if the run is deleted meanwhile). The data "
-            "schemas are under `x-events`.",
-            "content": {
-                "text/event-stream": {
-                    "schema": {"type": "string", "description": "Server-sent events."},
-                    "x-events": EVENT_SCHEMAS,
-                }
-            },
+            "schema of each event is the `itemSchema`.",
+            "content": {"text/event-stream": {"itemSchema": EVENT_ITEM_SCHEMA}},
         },
     },
     response_class=StreamingResponse,

@@ -7,9 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from app.api import datasets, events, health, optimizers, predict, runs
+from app.api import datasets, events, health, inspect, optimizers, plots, predict, runs
 from app.deps import require_user
-from app.schemas import Problem
 
 API_PREFIX = "/api/v1"
 
@@ -23,6 +22,8 @@ api_router.include_router(datasets.router)
 api_router.include_router(runs.router)
 api_router.include_router(events.router)
 api_router.include_router(predict.router)
+api_router.include_router(inspect.router)
+api_router.include_router(plots.router)
 api_router.include_router(optimizers.router)
 
 root_router = APIRouter()
@@ -36,7 +37,15 @@ def include_api(app: FastAPI, *, auth: bool) -> None:
     if auth:
         guards = {
             "dependencies": [Depends(require_user)],
-            "responses": {401: {"model": Problem, "description": UNAUTHORIZED}},
+            # as JSON content, not "model": the plot routes' own media type is an image
+            "responses": {
+                401: {
+                    "description": UNAUTHORIZED,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+                    },
+                }
+            },
         }
     # The hot route first, straight on the app: a request is matched against each
     # candidate once per router it is nested in, and a warm prediction takes a

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.config import Settings
 from app.deps import SettingsDep
 from app.errors import LimitExceeded, limit_message
 from app.http import GuardedRoute, ORJSONResponse
@@ -38,6 +39,12 @@ def trajectories(request: TrajectoryRequest, settings: SettingsDep) -> ORJSONRes
     """Each point after `start` is one optimizer step on the exact gradient (float64);
     a trajectory stops at its first non-finite value (`diverged_at`). `values` are the
     objective each optimizer minimises: f plus its L1/L2 term."""
+    check_work(request, settings)
+    return ORJSONResponse(TrajectoriesResponse.body(run_trajectories(request)))
+
+
+def check_work(request: TrajectoryRequest, settings: Settings) -> None:
+    """422 when steps × optimizers is over ``ANNLAB_MAX_TRAJECTORY_WORK`` (before any work)."""
     if request.work > settings.max_trajectory_work:
         raise LimitExceeded(
             "steps: "
@@ -48,7 +55,6 @@ def trajectories(request: TrajectoryRequest, settings: SettingsDep) -> ORJSONRes
                 "max_trajectory_work",
             )
         )
-    return ORJSONResponse(TrajectoriesResponse.body(run_trajectories(request)))
 
 
 @router.get(

@@ -5,7 +5,8 @@
 parsed with orjson and checked with NumPy (``app.api.predict_body``); the model
 comes from the cache (``app.services.serving``). Its route class, ``PredictRoute``,
 skips FastAPI's per-request dependency solving (a third of a warm 1-row
-prediction's time) and runs the same guards itself.
+prediction's time) and runs the same guards itself. With ``?epoch=`` (a snapshot)
+the request takes FastAPI's documented path, which validates the query.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from app.api.predict_body import predict_inputs
-from app.api.runs import NOT_FOUND
+from app.config import Settings
 from app.deps import (
     RUN_ID_MAX_LENGTH,
     CurrentUser,
@@ -50,8 +51,9 @@ class PredictRoute(GuardedRoute):
     caller (``get_current_user``: the local admin with auth off, else the bearer key
     or a 401, before the body is read; all that the router-wide ``require_user`` does
     besides documenting the scheme), then the JSON depth guard (``GuardedRoute``),
-    then the endpoint. A run id
-    over ``RUN_ID_MAX_LENGTH`` goes to FastAPI's handler, for its 422."""
+    then the endpoint. A run id over ``RUN_ID_MAX_LENGTH`` goes to FastAPI's handler,
+    for its 422; so does any request with a query string (``?epoch=``: FastAPI
+    validates it)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         documented = super().get_route_handler()
@@ -59,9 +61,11 @@ class PredictRoute(GuardedRoute):
 
         async def fast(request: Request) -> Response:
             run_id = request.path_params["run_id"]
-            if len(run_id) > RUN_ID_MAX_LENGTH:
+            if len(run_id) > RUN_ID_MAX_LENGTH or request.scope.get("query_string"):
                 return await documented(request)
             user = await get_current_user(request)  # from the headers: before the body
+            # more rows than the limit: refused before any scan or parse of the body
+            check_row_bound(await request.body(), request.app.state.settings)
             await check_json_depth(request)
             response: Response = await endpoint(run_id, request, user)
             return response
@@ -74,6 +78,23 @@ router = APIRouter(prefix="/runs", tags=["runs"], route_class=GuardedRoute)
 predict_router = APIRouter(prefix="/runs", tags=["runs"], route_class=PredictRoute)
 
 NOT_READY: dict[int | str, dict[str, Any]] = {409: problem("The run has not succeeded (yet).")}
+NO_SNAPSHOT: dict[int | str, dict[str, Any]] = {
+    404: problem(
+        "No run with this id, or (with `epoch`) no snapshot at that epoch: "
+        "the detail lists the epochs that have one."
+    )
+}
+
+#: ``?epoch=``: a snapshot instead of the final model.
+SnapshotEpoch = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=2**31 - 1,
+        description="A snapshot's epoch (`GET /runs/{id}/snapshots`): its model, allowed "
+        "while the run is still running or after a cancel. Omitted: the final model.",
+    ),
+]
 
 #: Above this many rows a prediction runs in the thread pool, not on the event loop.
 INLINE_PREDICT_ROWS = 1000
@@ -94,7 +115,7 @@ PREDICT_BODY: dict[str, Any] = {
     "/{run_id}/weights",
     response_model=WeightsDocument,
     responses={
-        **NOT_FOUND,
+        **NO_SNAPSHOT,
         **NOT_READY,
         200: {
             "description": "The weights document (JSON), or with `format=npz` the same arrays "
@@ -113,21 +134,25 @@ def get_weights(
     format: Annotated[
         Literal["json", "npz"], Query(description="`json` (default) or `npz`.")
     ] = "json",
+    epoch: SnapshotEpoch = None,
 ) -> Response:
     if format == "npz":
+        name = run.id if epoch is None else f"{run.id}-epoch-{epoch}"
         return Response(
-            content=serving.weights_npz(session=session, run=run),
+            content=serving.weights_npz(session=session, run=run, epoch=epoch),
             media_type="application/octet-stream",
-            headers={"Content-Disposition": f'attachment; filename="{run.id}.npz"'},
+            headers={"Content-Disposition": f'attachment; filename="{name}.npz"'},
         )
-    return ORJSONResponse(serving.weights_document(session=session, cache=cache, run=run))
+    return ORJSONResponse(
+        serving.weights_document(session=session, cache=cache, run=run, epoch=epoch)
+    )
 
 
 @predict_router.post(
     "/{run_id}/predict",
     response_model=PredictResponse,
     responses={
-        **NOT_FOUND,
+        **NO_SNAPSHOT,
         **NOT_READY,
         400: MALFORMED_JSON,
         413: TOO_LARGE,
@@ -139,13 +164,13 @@ def get_weights(
     openapi_extra=PREDICT_BODY,
     summary="Predict with the trained model",
 )
-async def predict(run_id: RunId, request: Request, user: CurrentUser) -> Response:
+async def predict(
+    run_id: RunId, request: Request, user: CurrentUser, epoch: SnapshotEpoch = None
+) -> Response:
     state = request.app.state
     body = await request.body()
     content_type = request.headers.get("content-type")
-    # A valid body has one "[" per row and one around them: more is over the limit (or
-    # not a valid body at all), answered before anything is parsed.
-    serving.check_predict_rows(n_rows=body.count(b"[") - 1, settings=state.settings)
+    check_row_bound(body, state.settings)
     if len(body) > INLINE_PARSE_BYTES:
         matrix, rows = await run_in_threadpool(predict_inputs, body, content_type)
     else:
@@ -153,7 +178,7 @@ async def predict(run_id: RunId, request: Request, user: CurrentUser) -> Respons
     serving.check_predict_rows(
         n_rows=len(matrix) if matrix is not None else len(rows or []), settings=state.settings
     )
-    key = ModelKey(run_id)
+    key = ModelKey(run_id, epoch)
     cache: ModelCache = state.model_cache
     entry = serving.cached_model(cache=cache, key=key, scope=user.scope)
     if entry is None:  # a miss: the run and its model, in the thread pool
@@ -164,6 +189,12 @@ async def predict(run_id: RunId, request: Request, user: CurrentUser) -> Respons
         if result is not None:  # None: the model is busy in another thread; never wait here
             return _response(result)
     return _response(await run_in_threadpool(_predict, entry, inputs))
+
+
+def check_row_bound(body: bytes, settings: Settings) -> None:
+    """A valid body has one "[" per row and one around them: more is over the row limit
+    (or not a valid body at all), a 422 before anything is parsed (a C-speed count)."""
+    serving.check_predict_rows(n_rows=body.count(b"[") - 1, settings=settings)
 
 
 def _load(

@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from app.db import snapshots as snapshot_store
 from app.db.runs import METRIC_NAMES, finite_or_none, metrics_dict, rowcount
 from app.db.tables import CheckpointRow, MetricRow, RunRow, WeightsRow, utcnow
 from core.stopping import RunStatus, StopReason
@@ -73,6 +74,7 @@ def rewind_to_checkpoint(*, session: Session, run_id: str) -> None:
     epoch = checkpoint.epoch if checkpoint is not None else 0
     step = checkpoint.step if checkpoint is not None else 0
     session.execute(delete(MetricRow).where(MetricRow.run_id == run_id, MetricRow.epoch > epoch))
+    snapshot_store.delete_after(session=session, run_id=run_id, epoch=epoch)  # trained again
     latest = session.scalars(
         select(MetricRow).where(MetricRow.run_id == run_id).order_by(MetricRow.epoch.desc())
     ).first()

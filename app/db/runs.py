@@ -14,7 +14,15 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from app.db.tables import CheckpointRow, MetricRow, RunRow, User, WeightsRow, utcnow
+from app.db.tables import (
+    CheckpointRow,
+    MetricRow,
+    RunRow,
+    SnapshotRow,
+    User,
+    WeightsRow,
+    utcnow,
+)
 from core.stopping import RunStatus, StopReason
 
 SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
@@ -168,7 +176,7 @@ def request_cancel(*, session: Session, run_id: str) -> bool:
 
 
 def delete_run(*, session: Session, run_id: str) -> None:
-    for table in (MetricRow, WeightsRow, CheckpointRow):
+    for table in (MetricRow, WeightsRow, CheckpointRow, SnapshotRow):
         session.execute(delete(table).where(table.run_id == run_id))
     session.execute(delete(RunRow).where(RunRow.id == run_id))
 

@@ -156,3 +156,20 @@ class CheckpointRow(Base):
     step: Mapped[int] = mapped_column(BigInteger)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SnapshotRow(Base):
+    """The model after one epoch of a run (``training.snapshots``): the ``.npz`` of
+    ``core.serialize.TrainedModel``, written by the worker with that epoch's metrics.
+    At most one per (run, epoch): a resumed run that passes an epoch again writes the
+    same bits, and the second write is ignored."""
+
+    __tablename__ = "run_snapshots"
+    __table_args__ = (UniqueConstraint("run_id", "epoch", name="uq_run_snapshots_run_id_epoch"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    epoch: Mapped[int] = mapped_column(Integer)
+    #: Deferred: listing a run's epochs reads no weights.
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Settings
 from app.jobs.base import SHUTDOWN_SECONDS, Executor
 from app.jobs.recovery import recover_orphans, requeue_worker_runs
-from app.jobs.worker import Worker, WorkerConfig, new_worker_id, process_main
+from app.jobs.worker import Worker, WorkerConfig, new_worker_id
+from app.jobs.worker_process import process_main
 
 log = logging.getLogger("annlab.executor")
 

@@ -7,9 +7,7 @@ in a thread (tests). It never speaks HTTP: everything goes through the database.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-import signal
 import socket
 import time
 import traceback
@@ -17,7 +15,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from types import FrameType
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,9 +22,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Settings
 from app.db import progress
 from app.db import runs as run_store
-from app.db.engine import make_engine, make_session_factory, transaction
+from app.db import snapshots as snapshot_store
+from app.db.engine import transaction
 from app.services.datasets import find_dataset
 from core.data import Dataset
+from core.serialize import TrainedModel
+from core.snapshots import plan_snapshots
 from core.specs import RunSpec
 from core.stopping import RunStatus, Stop, StopReason
 from core.training import Checkpoint, EpochMetrics, TrainResult, train
@@ -76,6 +76,8 @@ class WorkerConfig:
     checkpoint_seconds: float
     max_run_seconds: float
     max_running_per_user: int = 0
+    #: ANNLAB_MAX_SNAPSHOT_BYTES: the byte budget of one run's snapshots.
+    max_snapshot_bytes: int | None = None
     #: ANNLAB_SLICE_SECONDS: training time before a run yields to another user's (0: never).
     slice_seconds: float = 0.0
     #: Every slice ends, whoever waits (a task queue's tasks must stay short:
@@ -89,6 +91,7 @@ class WorkerConfig:
             checkpoint_seconds=settings.checkpoint_seconds,
             max_run_seconds=settings.resolved_max_run_seconds,
             max_running_per_user=settings.resolved_max_running_runs_per_user,
+            max_snapshot_bytes=settings.max_snapshot_bytes,
             slice_seconds=settings.slice_seconds,
         )
 
@@ -146,6 +149,9 @@ class _Job:
         self.worker_id = worker.worker_id
         self.run_id = run_id
         self.pending: list[dict[str, Any]] = []
+        #: (epoch, .npz) of snapshots taken and not yet written: written with the metrics
+        self.snapshots: list[tuple[int, bytes]] = []
+        self.n_parameters = 0
         self.last_flush = 0.0
         self.last_poll = 0.0
         self.last_heartbeat = time.monotonic()
@@ -155,9 +161,14 @@ class _Job:
 
     # -- callbacks of core.training.train
 
+    def on_snapshot(self, epoch: int, model: TrainedModel) -> None:
+        """Held until ``on_epoch`` (next): the epoch's metrics and snapshot share a
+        transaction. The last-epoch one (after the loop) goes with the outcome."""
+        self.snapshots.append((epoch, model.to_npz_bytes()))
+
     def on_epoch(self, metrics: EpochMetrics) -> None:
         self.pending.append(metrics.as_dict())
-        if time.monotonic() - self.last_flush >= FLUSH_SECONDS:
+        if self.snapshots or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
             self._write(self._flush)
 
     def should_stop(self) -> Stop | None:
@@ -209,9 +220,9 @@ class _Job:
 
     def _write(self, work: Callable[[Session], None]) -> None:
         """``work`` in one write transaction, retried while the database is locked (a
-        busy database must not fail a run that trains on); the pending epochs are
-        forgotten only once committed."""
-        flushed = len(self.pending)
+        busy database must not fail a run that trains on); the pending epochs and
+        snapshots are forgotten only once committed."""
+        flushed, flushed_snapshots = len(self.pending), len(self.snapshots)
 
         def attempt() -> None:
             with transaction(self.factory) as session:
@@ -219,6 +230,7 @@ class _Job:
 
         progress.retry_locked(attempt)
         del self.pending[:flushed]
+        del self.snapshots[:flushed_snapshots]
 
     def _save(self, session: Session, checkpoint: Checkpoint) -> None:
         progress.save_checkpoint(
@@ -235,6 +247,10 @@ class _Job:
         owned = progress.record_progress(
             session=session, run_id=self.run_id, worker_id=self.worker_id, epochs=self.pending
         )
+        if owned:
+            snapshot_store.save_snapshots(
+                session=session, run_id=self.run_id, snapshots=self.snapshots
+            )
         self.last_flush = self.last_heartbeat = time.monotonic()
         if not owned:
             self.cause = Cause.LOST
@@ -249,6 +265,7 @@ class _Job:
                 if row is None:
                     return
                 spec_json, dataset_id, self.owner_id = row.spec, row.dataset_id, row.owner_id
+                self.n_parameters = row.n_parameters
                 checkpoint_row = progress.load_checkpoint(session=session, run_id=self.run_id)
                 checkpoint_bytes = checkpoint_row.data if checkpoint_row is not None else None
             with self.factory() as session:
@@ -282,6 +299,10 @@ class _Job:
             return None
 
     def _train(self, spec: RunSpec, data: Dataset, resume: Checkpoint | None) -> TrainResult:
+        # The plan as at submission (a resumed run keeps the one its checkpoint carries).
+        plan = plan_snapshots(
+            spec, n_parameters=self.n_parameters, max_bytes=self.config.max_snapshot_bytes
+        )
         return train(
             spec,
             data,
@@ -290,6 +311,8 @@ class _Job:
             on_checkpoint=self.on_checkpoint,
             checkpoint_seconds=self.config.checkpoint_seconds,
             resume_from=resume,
+            snapshots=plan,
+            on_snapshot=self.on_snapshot,
         )
 
     def _conclude(self, result: TrainResult) -> None:
@@ -344,7 +367,7 @@ class _Job:
         log.info(
             "run %s paused %s at epoch %d + %d batches; requeued",
             self.run_id,
-            "at the end of its slice" if behind else "for shutdown",
+            "after its slice (another user waits)" if behind else "for shutdown",
             checkpoint.epoch if checkpoint is not None else -1,
             checkpoint.batch if checkpoint is not None else 0,
         )
@@ -372,46 +395,3 @@ class _Job:
             )
 
         self._write(write)
-
-
-# ------------------------------------------------------------------- process entry
-
-
-def process_main(
-    database_url: str, config: WorkerConfig, wake: EventLike, stop: EventLike, niceness: int = 0
-) -> None:
-    """Entry point of a worker process (spawned by ``LocalProcessExecutor``).
-
-    ``niceness`` (ANNLAB_WORKER_NICE) lowers the process's CPU priority so that
-    training, which uses every cycle it gets, does not starve the server's
-    requests (predictions) on a busy machine; it costs training nothing when
-    there are idle cores. The process stops (pausing its run) on ``stop``, on
-    SIGTERM, or when its parent is gone."""
-    if niceness > 0:
-        try:
-            os.nice(niceness)
-        except OSError:  # not permitted here: train at the normal priority
-            log.warning("could not lower the worker's priority (nice %d)", niceness)
-    # Ctrl-C reaches the whole process group: the parent decides when workers stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    terminated = False
-
-    def on_term(_signum: int, _frame: FrameType | None) -> None:
-        nonlocal terminated
-        terminated = True
-
-    signal.signal(signal.SIGTERM, on_term)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
-    parent = multiprocessing.parent_process()
-    engine = make_engine(database_url)
-
-    def stop_requested() -> bool:
-        return terminated or stop.is_set() or (parent is not None and not parent.is_alive())
-
-    worker = Worker(
-        factory=make_session_factory(engine), config=config, stop_requested=stop_requested
-    )
-    try:
-        worker.loop(wake)
-    finally:
-        engine.dispose()

@@ -29,6 +29,7 @@ from app.limits import check_spec_limits
 from app.services import datasets
 from app.services.auth import Caller
 from app.services.serving import ModelCache
+from core.snapshots import plan_snapshots
 from core.specs import RunSpec, check_against_dataset
 from core.stopping import TERMINAL_STATUSES, RunStatus
 
@@ -87,10 +88,12 @@ def prepare_run(
     *, session: Session, spec: RunSpec, caller: Caller, settings: Settings
 ) -> PreparedRun:
     """Check ``spec`` against its dataset (404 unknown, 422 not fitting) and the limits
-    (422 naming the setting); no write."""
+    (422 naming the setting, ``ANNLAB_MAX_SNAPSHOT_BYTES`` included); no write."""
     shape = datasets.get_shape(session=session, dataset_id=spec.dataset, owner_id=caller.scope)
     normalised = check_against_dataset(spec, shape)
     n_parameters = check_spec_limits(normalised, n_features=shape.n_features, settings=settings)
+    # an explicit snapshot list over ANNLAB_MAX_SNAPSHOT_BYTES: a 422 now, not a failed run
+    plan_snapshots(normalised, n_parameters=n_parameters, max_bytes=settings.max_snapshot_bytes)
     return PreparedRun(spec=normalised, n_parameters=n_parameters)
 
 

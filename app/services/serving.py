@@ -4,9 +4,10 @@ A warm prediction reads no database and deserialises nothing: loaded models stay
 in a bounded LRU (``ModelCache``) keyed by ``ModelKey``, each entry keeping its
 run's owner so that the ownership check needs no database either.
 
-The key is ``(run_id, epoch)``: ``epoch`` None is the run's final model, today the
-only one stored. A model read from elsewhere (a snapshot epoch, a registry version)
-is one more way to find the blob in ``_model_blob`` and one more key, nothing else.
+The key is ``(run_id, epoch)``: ``epoch`` None is the run's final model, an epoch
+the snapshot taken after it (``app.db.snapshots``). Both never change once stored
+(a resumed run writes a snapshot again with the same bits), so a snapshot is
+cached even while its run still trains.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db import runs as run_store
+from app.db import snapshots as snapshot_store
 from app.db.tables import RunRow
 from app.errors import Conflict, LimitExceeded, NotFound, Unprocessable, limit_message
 from core.serialize import TrainedModel
@@ -103,17 +105,24 @@ def load_model(
     run = run_store.get_run(session=session, run_id=key.run_id, owner_id=scope)
     if run is None:
         raise NotFound(f"run {key.run_id!r} not found")
-    return model_of(session=session, cache=cache, run=run)
+    return model_of(session=session, cache=cache, run=run, epoch=key.epoch)
 
 
-def model_of(*, session: Session, cache: ModelCache, run: RunRow) -> LoadedModel:
-    """The final model of a run the caller may see (409 until it has succeeded)."""
-    key = ModelKey(run.id)
+def model_of(
+    *, session: Session, cache: ModelCache, run: RunRow, epoch: int | None = None
+) -> LoadedModel:
+    """The final model of a run the caller may see (409 until it has succeeded), or
+    with ``epoch`` its snapshot there (any status; 404 listing the epochs there are)."""
+    key = ModelKey(run.id, epoch)
     entry = cache.get(key)
     if entry is not None:
         return entry
-    _require_success(run, "no trained model until it has succeeded")
-    model = TrainedModel.from_npz_bytes(_model_blob(session=session, run=run))
+    if epoch is None:
+        _require_success(run, "no trained model until it has succeeded")
+        blob = _model_blob(session=session, run=run)
+    else:
+        blob = snapshot_npz(session=session, run=run, epoch=epoch)
+    model = TrainedModel.from_npz_bytes(blob)
     entry = LoadedModel(
         owner_id=run.owner_id, model=model, n_features=int(model.layers[0][0].shape[0])
     )
@@ -121,16 +130,73 @@ def model_of(*, session: Session, cache: ModelCache, run: RunRow) -> LoadedModel
     return entry
 
 
-def weights_npz(*, session: Session, run: RunRow) -> bytes:
-    """The stored ``.npz`` of a run's final model (409 until it has succeeded)."""
+def weights_npz(*, session: Session, run: RunRow, epoch: int | None = None) -> bytes:
+    """The stored ``.npz`` of a run's final model (409 until it has succeeded), or of
+    its snapshot at ``epoch`` (404 listing the epochs when there is none)."""
+    if epoch is not None:
+        return snapshot_npz(session=session, run=run, epoch=epoch)
     _require_success(run, WEIGHTS_NOT_READY)
     return _model_blob(session=session, run=run)
 
 
-def weights_document(*, session: Session, cache: ModelCache, run: RunRow) -> dict[str, Any]:
-    """API.md's weights document of a run's final model (409 until it has succeeded)."""
-    _require_success(run, WEIGHTS_NOT_READY)
-    return model_of(session=session, cache=cache, run=run).model.to_weights_document()
+def weights_document(
+    *, session: Session, cache: ModelCache, run: RunRow, epoch: int | None = None
+) -> dict[str, Any]:
+    """API.md's weights document of a run's final model (409 until it has succeeded),
+    or of its snapshot at ``epoch``."""
+    if epoch is None:
+        _require_success(run, WEIGHTS_NOT_READY)
+    return model_of(session=session, cache=cache, run=run, epoch=epoch).model.to_weights_document()
+
+
+def snapshot_npz(*, session: Session, run: RunRow, epoch: int) -> bytes:
+    """The ``.npz`` of the run's snapshot at ``epoch``; 404 whose detail lists the
+    epochs that have one."""
+    blob = snapshot_store.get_snapshot(session=session, run_id=run.id, epoch=epoch)
+    if blob is None:
+        raise NotFound(
+            no_snapshot(run.id, epoch, snapshot_store.epochs(session=session, run_id=run.id))
+        )
+    return blob
+
+
+def no_snapshot(run_id: str, epoch: int, epochs: list[int]) -> str:
+    there = f"the epochs with one are {epochs}" if epochs else "it has none (yet)"
+    return f"run {run_id!r} has no snapshot at epoch {epoch}: {there}"
+
+
+class ModelAt(NamedTuple):
+    """A model of a run and the epoch whose weights it holds."""
+
+    epoch: int
+    model: LoadedModel
+
+
+def model_at(*, session: Session, cache: ModelCache, run: RunRow, epoch: int | None) -> ModelAt:
+    """The model an inspection (decision boundary, backward pass, plots) looks at:
+    the snapshot at ``epoch`` when given; else the final model of a run that has
+    succeeded, or the latest snapshot of one that has not (running, cancelled,
+    failed); 409 when there is neither."""
+    if epoch is not None:
+        return ModelAt(epoch, model_of(session=session, cache=cache, run=run, epoch=epoch))
+    if run.status == RunStatus.SUCCEEDED:
+        return ModelAt(final_epoch(run), model_of(session=session, cache=cache, run=run))
+    latest = snapshot_store.latest_epoch(session=session, run_id=run.id)
+    if latest is None:
+        raise Conflict(
+            f"run {run.id!r} is {run.status} and has no snapshot yet: there is no model to "
+            "look at until its first snapshot or its end"
+        )
+    return ModelAt(latest, model_of(session=session, cache=cache, run=run, epoch=latest))
+
+
+def final_epoch(run: RunRow) -> int:
+    """The epoch whose weights a finished run's final model holds: the best one when
+    early stopping restored it, else the last epoch run."""
+    stopping = (run.spec.get("training") or {}).get("early_stopping") or {}
+    if stopping.get("restore_best") and run.best_epoch is not None:
+        return int(run.best_epoch)
+    return int(run.epoch)
 
 
 WEIGHTS_NOT_READY = "weights exist once it has succeeded"

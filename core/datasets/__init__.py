@@ -36,13 +36,7 @@ class BuiltinInfo:
         return len(self.class_names) if self.class_names is not None else None
 
     def shape(self) -> DataShape:
-        return DataShape(
-            task=self.task,
-            n_features=self.n_features,
-            n_outputs=self.n_outputs,
-            n_classes=self.n_classes,
-            n_samples=self.n_samples,
-        )
+        return DataShape.of(self)
 
 
 _XY = ("x1", "x2")

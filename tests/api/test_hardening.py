@@ -209,11 +209,14 @@ def test_the_events_sent_match_the_openapi_event_schemas(client: TestClient) -> 
     content = document["paths"][f"{API}/runs/{{run_id}}/events"]["get"]["responses"]["200"][
         "content"
     ]["text/event-stream"]
-    schemas = content["x-events"]
+    schemas = {
+        option["properties"]["event"]["const"]: option for option in content["itemSchema"]["oneOf"]
+    }
     kinds = {kind for kind, _ in events}
     assert kinds == {"progress", "status"}, events
     for kind, data in events:
-        jsonschema_rs.validate(schemas[kind], data)
+        jsonschema_rs.validate(schemas[kind], {"event": kind, "data": json.dumps(data)})
+        jsonschema_rs.validate(schemas[kind]["properties"]["data"]["contentSchema"], data)
     assert [data["epoch"] for kind, data in events if kind == "progress"] == [1, 2, 3, 4, 5]
 
 

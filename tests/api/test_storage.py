@@ -60,7 +60,8 @@ def test_the_migrations_build_exactly_the_models(engine: Engine) -> None:
         context = MigrationContext.configure(connection, opts={"compare_type": False})
         assert compare_metadata(context, Base.metadata) == []
     tables = set(inspect(engine).get_table_names())
-    assert {"users", "datasets", "runs", "run_metrics", "run_weights", "checkpoints"} <= tables
+    expected = {"users", "datasets", "runs", "run_metrics", "run_weights", "checkpoints"}
+    assert expected | {"run_snapshots"} <= tables
 
 
 def test_claims_take_the_oldest_run_once(factory: sessionmaker[Session]) -> None:

@@ -14,7 +14,10 @@ with Hypothesis' `@given` on `operation.as_strategy(...)`.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import schemathesis
@@ -69,6 +72,15 @@ OPERATIONS = [
     ("POST", "/api/v1/runs/{run_id}/cancel"),
     ("GET", "/api/v1/runs/{run_id}/weights"),
     ("POST", "/api/v1/runs/{run_id}/predict"),
+    ("GET", "/api/v1/runs/{run_id}/snapshots"),
+    ("GET", "/api/v1/runs/{run_id}/decision-boundary"),
+    ("POST", "/api/v1/runs/{run_id}/backprop"),
+    ("GET", "/api/v1/runs/{run_id}/plots/loss.png"),
+    ("GET", "/api/v1/runs/{run_id}/plots/loss.svg"),
+    ("GET", "/api/v1/runs/{run_id}/plots/decision-boundary.png"),
+    ("GET", "/api/v1/runs/{run_id}/plots/decision-boundary.svg"),
+    ("POST", "/api/v1/optimizers/trajectories.png"),
+    ("POST", "/api/v1/optimizers/trajectories.svg"),
     ("POST", "/api/v1/optimizers/trajectories"),
     ("GET", "/api/v1/optimizers/functions"),
 ]
@@ -115,3 +127,52 @@ def test_operation_conforms_to_the_openapi_document(
     except Unsatisfiable:
         # nothing in this operation can be made invalid (no parameters, no body)
         assert mode is GenerationMode.NEGATIVE
+
+
+#: The config of the CLI run below: which 422s are expected for schema-valid requests.
+CLI_CONFIG = Path(__file__).with_name("schemathesis.toml")
+
+
+@pytest.mark.timeout(180)
+def test_schemathesis_cli_with_every_check_and_the_stateful_phase(tmp_path: Path) -> None:
+    """`st run --checks all` with the examples, coverage, fuzzing and stateful phases
+    against a real server (one worker, SQLite): 0 failures. The stateful phase chains
+    operations (a created run's id into GET/cancel/predict/DELETE) as schemathesis
+    infers the links from the document."""
+    from tests.e2e.server import Server
+
+    server = Server(name="schemathesis", data_dir=tmp_path / "data", log_dir=tmp_path)
+    server.data_dir.mkdir()
+    # trajectories bounded lower than the default (which takes 10-25 s a request on a
+    # loaded 2-core machine): the run stays near a minute
+    server.start(ANNLAB_WORKERS="1", ANNLAB_MAX_TRAJECTORY_WORK="20000")
+    try:
+        st = Path(sys.executable).with_name("st")
+        result = subprocess.run(
+            [
+                str(st),
+                "--config-file",
+                str(CLI_CONFIG),
+                "run",
+                f"{server.base_url}/openapi.json",
+                "--checks",
+                "all",
+                "--phases",
+                "examples,coverage,fuzzing,stateful",
+                "--max-examples",
+                "5",
+                "--generation-deterministic",
+                "--request-timeout",
+                "30",
+                "--no-color",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=150,
+        )
+    finally:
+        server.stop()
+        server.cleanup()
+    summary = result.stdout[-6000:]
+    assert result.returncode == 0, summary
+    assert ("Stateful" in summary and "0 failures" not in summary) or "failure" not in summary

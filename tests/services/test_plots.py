@@ -14,6 +14,7 @@ import pytest
 
 from app.services import plots
 from app.services.plot_pool import PlotCache, PlotRenderer, PlotsBusy
+from app.services.plots import canvas
 from tests.services import plot_examples as ex
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -83,7 +84,7 @@ def test_svg_is_valid_xml(kinds: dict[str, Any], kind: str) -> None:
 
 def test_every_pixel_size_in_range_gives_that_canvas() -> None:
     """The figure's inches × dpi never truncates one pixel short (e.g. 29.999… → 29)."""
-    fig, _ = plots._figure(800, 500)
+    fig, _ = canvas.figure(800, 500)
     for width in range(plots.MIN_SIZE, plots.MAX_SIZE + 1):
         fig.set_size_inches((width + 0.01) / plots.DPI, 5.0101)
         assert int(fig.bbox.width) == width
@@ -141,8 +142,8 @@ def test_loss_plot_goes_logarithmic_past_two_decades() -> None:
     # Log axes label their ticks with mathtext powers of ten: "$\mathdefault{10^{-2}}$".
     assert "10^{" in svg_text(plots.loss_plot(wide, title="w", task="regression", fmt="svg"))
     assert "10^{" not in svg_text(plots.loss_plot(narrow, title="n", task="regression", fmt="svg"))
-    assert plots._spans_decades([10.0, 0.01]) and not plots._spans_decades([1.0, 0.02])
-    assert not plots._spans_decades([1.0, 0.0, 1e-9])  # a zero: never log
+    assert canvas.spans_decades([10.0, 0.01]) and not canvas.spans_decades([1.0, 0.02])
+    assert not canvas.spans_decades([1.0, 0.0, 1e-9])  # a zero: never log
 
 
 def test_loss_plot_of_a_run_without_epochs_yet() -> None:

@@ -2,7 +2,7 @@
 behind the runs that waited).
 
 Revision ID: 0003_queued_at
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from app.db.tables import UTCDateTime
 
 revision = "0003_queued_at"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
