@@ -38,6 +38,19 @@ def _settings(*, workers: int | None, data_dir: Path | None) -> Settings:
     return Settings.model_validate(overrides)
 
 
+def _check_cluster(settings: Settings) -> None:
+    """ANNLAB_EXECUTOR=celery with a SQLite database or no broker: a clear refusal."""
+    if settings.executor != "celery":
+        return
+    from app.jobs.celery_app import ClusterSettingsError, check_settings
+
+    try:
+        check_settings(settings)
+    except ClusterSettingsError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _database_shown(settings: Settings) -> str:
     """The database URL without its credentials."""
     return settings.resolved_database_url.rpartition("@")[2]
@@ -76,6 +89,7 @@ def serve(
     from app.web_security import CorsSettingError
 
     settings = _settings(workers=workers, data_dir=data_dir)
+    _check_cluster(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _refuse_newer_database(settings)
     try:
@@ -125,7 +139,18 @@ def worker(
     from app.jobs.standalone import run_pool
 
     settings = _settings(workers=concurrency, data_dir=data_dir)
+    _check_cluster(settings)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
+    if settings.executor == "celery":
+        from app.jobs.celery_app import run_worker
+
+        typer.echo(
+            f"annlab worker (celery): {settings.workers} process(es) on "
+            f"{_database_shown(settings)}, queue {settings.celery_queue!r}",
+            err=True,
+        )
+        run_worker(settings, concurrency=settings.workers)
+        return
     typer.echo(
         f"annlab worker: {settings.workers} process(es) on {_database_shown(settings)}", err=True
     )

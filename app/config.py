@@ -14,7 +14,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The executors ``app.jobs.registry`` builds (a new backend adds its name here).
-ExecutorName = Literal["process", "thread", "none"]
+#: ``local`` is the documented name of the in-server process pool; ``process`` its old alias.
+ExecutorName = Literal["local", "process", "thread", "celery", "none"]
 
 
 #: ANNLAB_MAX_RUN_SECONDS when it is not set and auth is on (a shared deployment).
@@ -37,9 +38,29 @@ class Settings(BaseSettings):
     )
     workers: int = Field(default_factory=default_workers, ge=1, description="Worker processes.")
     executor: ExecutorName = Field(
-        "process",
-        description="process: a pool of worker processes (production); thread: the same "
-        "worker code in threads of the API process (tests); none: no local workers.",
+        "local",
+        description="local (alias process): a pool of worker processes inside the server; "
+        "celery: the server stores runs and dispatches them to ANNLAB_BROKER_URL, "
+        "`annlab worker` processes (on any machine) train them; thread: the same worker "
+        "code in threads of the API process (tests); none: no workers in the server.",
+    )
+    broker_url: str | None = Field(
+        None, description="The Celery broker (redis://… or amqp://…) for ANNLAB_EXECUTOR=celery."
+    )
+    celery_queue: str = Field(
+        "annlab", min_length=1, description="The broker queue the slices of runs go through."
+    )
+    lease_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="A running run whose worker has not written for this long is requeued "
+        "(its claim's lease; workers renew it at least every 5 s).",
+    )
+    redispatch_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="celery: a queued run sent to the broker this long ago and not taken is "
+        "sent again when the broker holds fewer messages than there are queued runs.",
     )
     checkpoint_seconds: float = Field(10.0, gt=0, description="Seconds between checkpoints.")
     max_run_seconds: float | None = Field(

@@ -24,7 +24,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 import migrations
 
@@ -74,6 +74,12 @@ def revisions_base_to_head() -> list[str]:
     return [script.revision for script in reversed(list(script_directory().walk_revisions()))]
 
 
+#: PostgreSQL advisory lock key held while migrating (any constant shared by all): a
+#: server and workers starting at once on a fresh database take turns instead of racing
+#: to create the tables.
+_MIGRATION_LOCK = 7_243_190_013
+
+
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
@@ -100,6 +106,10 @@ def _migrating(engine: Engine) -> Iterator[Connection]:
             connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
         try:
             with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+                    )
                 yield connection
                 if sqlite:
                     broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()

@@ -311,6 +311,7 @@ def requeue(
             row.finished_at = utcnow()
             continue
         row.status = RunStatus.QUEUED
+        row.dispatched_at = None  # not sent for this stay in the queue yet
         if behind:
             row.queued_at = utcnow()
         session.flush()

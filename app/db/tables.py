@@ -123,6 +123,9 @@ class RunRow(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: When the run last joined the queue (null: when it was created); the queue's order.
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When a task for the run was last sent to the broker (null: not sent since it was
+    #: last queued); ANNLAB_EXECUTOR=celery's re-dispatch sweep reads it.
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     #: Short strings set at submission (``spec.tags``) or by ``PATCH``; None reads as {}.

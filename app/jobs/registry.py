@@ -26,8 +26,17 @@ def _no_executor(*, settings: Settings, factory: sessionmaker[Session]) -> Execu
     return NoExecutor()
 
 
+def _celery_executor(*, settings: Settings, factory: sessionmaker[Session]) -> Executor:
+    """Imported on demand: a server on the local pool never loads Celery."""
+    from app.jobs.celery_executor import CeleryExecutor
+
+    return CeleryExecutor(settings=settings, factory=factory)
+
+
 EXECUTORS: dict[str, ExecutorFactory] = {
-    "process": LocalProcessExecutor,
+    "local": LocalProcessExecutor,
+    "process": LocalProcessExecutor,  # the old name of "local"
+    "celery": _celery_executor,
     "thread": ThreadExecutor,
     "none": _no_executor,
 }

@@ -93,6 +93,9 @@ class WorkerConfig:
     max_snapshot_bytes: int | None = None
     #: ANNLAB_SLICE_SECONDS: training time before a run yields to another user's (0: never).
     slice_seconds: float = 0.0
+    #: Every slice ends, whoever waits (a task queue's tasks must stay short:
+    #: ``app.jobs.slices``); False: only when another user's run waits.
+    slice_always: bool = False
 
     @classmethod
     def from_settings(cls, worker_id: str, settings: Settings) -> WorkerConfig:
@@ -204,10 +207,13 @@ class _Job:
                 poll = progress.poll_run(
                     session=session, run_id=self.run_id, worker_id=self.worker_id
                 )
-                waiting = bool(sliced) and run_store.another_user_waits(
-                    session=session,
-                    owner_id=self.owner_id,
-                    max_running_per_user=self.config.max_running_per_user,
+                waiting = bool(sliced) and (
+                    self.config.slice_always
+                    or run_store.another_user_waits(
+                        session=session,
+                        owner_id=self.owner_id,
+                        max_running_per_user=self.config.max_running_per_user,
+                    )
                 )
             if not poll.owned:
                 self.cause = Cause.LOST

@@ -262,9 +262,13 @@ def cancel_run(*, session: Session, run: RunRow) -> RunRow:
     run_id = run.id
     if run.status in TERMINAL_STATUSES:
         raise Conflict(f"run {run_id!r} already finished ({run.status})")
-    changed = run_store.cancel_queued(session=session, run_id=run_id) or run_store.request_cancel(
-        session=session, run_id=run_id
-    )
+    changed = False
+    for _ in range(3):  # a run trained in slices flips running -> queued -> running
+        changed = run_store.cancel_queued(
+            session=session, run_id=run_id
+        ) or run_store.request_cancel(session=session, run_id=run_id)
+        if changed:
+            break
     session.commit()
     # Read the run again: a DELETE may have removed it meanwhile (404, not a 500 from
     # refreshing a row that is gone), or a worker finished it (409).
