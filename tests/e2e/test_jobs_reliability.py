@@ -63,7 +63,7 @@ def test_sigterm_pauses_running_runs_at_a_batch_and_they_resume_bit_for_bit(make
     assert elapsed < 10
     assert not server.wait_group_gone(timeout=5), "worker processes outlived the server"
     log = server.log_text()
-    assert log.count("paused (shutdown)") == 2, log[-3000:]
+    assert log.count("paused for shutdown") == 2, log[-3000:]
 
     for run in runs:
         [(status, stop_reason, attempts, error)] = db_rows(

@@ -111,7 +111,7 @@ def test_a_server_without_executor_and_a_worker_process_train_runs(
         assert paused["status"] == "queued", paused
         assert paused["stop_reason"] is None and paused["error"] is None, paused
         assert paused["progress"]["epoch"] >= 3, "the pause kept the progress (its checkpoint)"
-        assert "paused (shutdown)" in first.log.read_text()
+        assert "paused for shutdown" in first.log.read_text()
 
         start_worker(server)
         resumed = wait_epoch(client, long["id"], paused["progress"]["epoch"] + 1, timeout=60)
