@@ -112,7 +112,10 @@ def _prepare_podman() -> Engine:
             or _works(["podman", "pull", "-q", f"docker.io/library/{BASE_IMAGE}"])
         )
     ):
-        return Engine(name="podman", compose=compose, build_flags=["--format", "docker"])
+        # the host's certificates: this network's TLS goes through a proxy that the
+        # base image's own bundle does not trust
+        certs = ["-v", "/etc/ssl/certs:/etc/ssl/certs:ro"] if Path("/etc/ssl/certs").is_dir() else []
+        return Engine(name="podman", compose=compose, build_flags=["--format", "docker", *certs])
     tool = _container_env_tool()
     if tool is None:
         return Engine(

@@ -98,8 +98,8 @@ def test_sqlite_with_celery_is_refused_naming_both_settings(tmp_path: Path) -> N
 def test_twenty_runs_over_two_workers_equal_the_local_executor(
     cluster: Cluster, server: Server
 ) -> None:
-    specs = [short_spec(seed, epochs=40) for seed in range(20)]
-    cluster.extra["ANNLAB_SLICE_SECONDS"] = "0.1"  # each run: a few slices
+    specs = [short_spec(seed, epochs=200) for seed in range(20)]
+    cluster.extra["ANNLAB_SLICE_SECONDS"] = "0.1"  # each run (~0.7 s here, slower when busy): several slices
     with server.client() as local:  # the reference, trained meanwhile by the local pool
         reference = [submit(local, spec)["id"] for spec in specs]
         api = cluster.server().start()

@@ -98,21 +98,32 @@ def test_a_run_whose_worker_dies_three_times_fails_saying_so(make_server) -> Non
     with server.client() as client:
         run = submit(client, long_spec(100_000, name="killer run"))
         killed: list[int] = []
+        claims: list[str | None] = [None]
         for attempt in range(1, 4):
-            # the run must be running on a worker we have not killed yet
+            # the run must be held again, by the replacement worker: counted deaths ==
+            # kills so far, a new claim (``host:server-pid:token``, a token per worker),
+            # and the pool's single live worker is one we have not killed. Killing a
+            # replacement that has not claimed the run yet would count for no run.
             def training_worker() -> int | None:
-                current = get_run(client, run["id"])
-                if current["status"] != "running":
+                [(status, claimed_by, attempts)] = db_rows(
+                    server,
+                    "SELECT status, claimed_by, attempts FROM runs WHERE id = ?",
+                    run["id"],
+                )
+                if status != "running" or claimed_by in claims or attempts != len(killed):
                     return None
                 fresh = [pid for pid in worker_pids(server.pid) if pid not in killed]
-                return fresh[0] if len(fresh) == 1 else None
+                if len(fresh) != 1:
+                    return None
+                claims.append(claimed_by)
+                return fresh[0]
 
             pid = wait_until(training_worker, 30, f"run not running again before kill {attempt}")
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             killed.append(pid)
             print(f"kill {attempt}: worker {pid}")
-        final = wait_status(client, run["id"], timeout=30)
+        final = wait_status(client, run["id"], timeout=60)
         assert (final["status"], final["stop_reason"]) == ("failed", "error"), final
         assert "died 3 times" in final["error"], final["error"]
         assert server.running and client.get("/readyz").status_code == 200
