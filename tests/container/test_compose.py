@@ -36,7 +36,14 @@ def test_compose_up_serves_with_keys_and_comes_down(
     client = httpx.Client(base_url=f"http://127.0.0.1:{COMPOSE_PORT}", timeout=30)
     try:
         readme("docker compose up -d")
-        FIGURES["compose up to healthy"] = f"{wait_healthy(client):.1f} s"
+
+        def compose_logs() -> str:
+            result = engine.run(
+                [*engine.compose, "-p", names.project, "logs"], env=env, check=False
+            )
+            return result.stdout + result.stderr
+
+        FIGURES["compose up to healthy"] = f"{wait_healthy(client, logs=compose_logs):.1f} s"
         # The service runs as the file says: read-only root, auth on, the volume.
         inspect = engine.run(
             [*engine.compose, "-p", names.project, "ps", "-q"], env=env

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -70,8 +70,12 @@ class Lab:
         return self.engine.run([self.engine.name, "exec", self.names.container, *argv], check=check)
 
 
-def wait_healthy(client: httpx.Client, deadline_seconds: float = HEALTHY_SECONDS) -> float:
-    """Seconds until /healthz answers 200 (fails after the deadline)."""
+def wait_healthy(
+    client: httpx.Client,
+    deadline_seconds: float = HEALTHY_SECONDS,
+    logs: Callable[[], str] | None = None,
+) -> float:
+    """Seconds until /healthz answers 200; a failure shows the container's ``logs``."""
     started = time.monotonic()
     while time.monotonic() - started < deadline_seconds:
         try:
@@ -80,7 +84,16 @@ def wait_healthy(client: httpx.Client, deadline_seconds: float = HEALTHY_SECONDS
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    raise AssertionError(f"/healthz did not answer within {deadline_seconds} s")
+    shown = f"\nthe container's log:\n{logs()[-4000:]}" if logs else ""
+    raise AssertionError(f"/healthz did not answer within {deadline_seconds} s{shown}")
+
+
+def container_logs(engine: Engine, container: str) -> Callable[[], str]:
+    def read() -> str:
+        result = engine.run([engine.name, "logs", container], check=False)
+        return result.stdout + result.stderr
+
+    return read
 
 
 def wait_run(client: httpx.Client, run_id: str, headers: dict, until) -> dict:
@@ -116,7 +129,7 @@ def lab(engine: Engine, image: str, tag: str) -> Iterator[Lab]:
         lab.readme("docker volume create")
         started = time.monotonic()
         lab.readme("docker run -d")
-        wait_healthy(client)
+        wait_healthy(client, logs=container_logs(engine, names.container))
         FIGURES["start to healthy (docker run -d to /healthz 200)"] = (
             f"{time.monotonic() - started:.1f} s"
         )
@@ -248,7 +261,7 @@ def test_stop_with_a_run_in_progress_resumes_bit_for_bit(lab: Lab, key: str) -> 
     assert int(paused.group(1)) < LONG_SPEC["training"]["epochs"]
 
     lab.readme("docker start annlab")
-    wait_healthy(lab.client)
+    wait_healthy(lab.client, logs=container_logs(lab.engine, lab.names.container))
     resumed = wait_run(lab.client, run_id, headers, succeeded)
     assert resumed["stop_reason"] == "completed", resumed
 
