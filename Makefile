@@ -1,8 +1,10 @@
 # annlab — two commands on a fresh clone:
 #   make run    install into .venv and serve on http://127.0.0.1:8000 (SQLite under ./data)
-#   make test   install with the dev and mlflow extras, then ruff, mypy and the whole pytest suite
+#   make test   install with the dev, mlflow and bench extras, then ruff, mypy and the whole pytest suite
 # The stamp files make pip run again whenever pyproject.toml changes. `make test` installs
-# the `mlflow` extra too (MLflow's own scoring client, for tests/e2e/test_mlflow_client.py).
+# the `mlflow` extra too (MLflow's own scoring client, for tests/e2e/test_mlflow_client.py) and
+# `bench` (PyTorch 2.13.0 CPU and scikit-learn: the engine's cross-checks in tests/core run
+# against them instead of skipping).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -21,8 +23,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev,mlflow]'
+$(VENV)/.installed-dev: pyproject.toml Makefile | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev,mlflow,bench]'
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
