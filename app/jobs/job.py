@@ -83,11 +83,15 @@ class Job:
         self.last_flush = 0.0
         self.last_poll = 0.0
         self.last_heartbeat = time.monotonic()
-        #: When this stretch of training began (the time limit counts from here on top
-        #: of ``trained_before``; a slice only from here).
+        #: When this stretch of training began: the time limit counts from here, on top
+        #: of ``trained_before`` (the setup is the run's cost too).
         self.started = time.monotonic()
         #: ``runs.trained_seconds`` when this stretch began: the earlier slices and resumes.
         self.trained_before = 0.0
+        #: The first ``should_stop`` (after the first mini-batch): a slice counts from
+        #: here, so the setup (reading the run, its dataset and checkpoint: slow on a
+        #: busy machine) never eats a slice and each slice moves the run on.
+        self.slice_started: float | None = None
         self.cause: Cause | None = None
         self.owner_id = ""
 
@@ -124,13 +128,17 @@ class Job:
 
     def _poll(self) -> None:
         now = time.monotonic()
+        if self.slice_started is None:
+            self.slice_started = now
         if self.worker.stop_requested():
             self.cause = Cause.SHUTDOWN
         elif self._over_time(now):
             self.cause = Cause.TIMEOUT
         elif now - self.last_poll >= CANCEL_POLL_SECONDS:
             self.last_poll = now
-            sliced = self.config.slice_seconds and now - self.started >= self.config.slice_seconds
+            sliced = (
+                self.config.slice_seconds and now - self.slice_started >= self.config.slice_seconds
+            )
             with self.factory() as session:  # a read: never the write lock
                 poll = progress.poll_run(
                     session=session, run_id=self.run_id, worker_id=self.worker_id
