@@ -138,11 +138,22 @@ def rewind_to_checkpoint(*, session: Session, run_id: str) -> None:
 
 
 def record_progress(
-    *, session: Session, run_id: str, worker_id: str, epochs: list[dict[str, Any]]
+    *,
+    session: Session,
+    run_id: str,
+    worker_id: str,
+    epochs: list[dict[str, Any]],
+    trained_seconds: float | None = None,
 ) -> bool:
-    """Store per-epoch metrics, the latest progress and the best epoch so far; False if
-    the run is no longer ours."""
+    """Store per-epoch metrics, the latest progress and the best epoch so far, and
+    (given) the seconds the run has trained in all; False if the run is no longer ours.
+
+    Every checkpoint, pause and outcome write goes through here first, so the stored
+    ``trained_seconds`` is at most one flush (or heartbeat) behind the worker's clock
+    when the worker dies, and exact at a pause."""
     values: dict[str, Any] = {"heartbeat_at": utcnow()}
+    if trained_seconds is not None:
+        values["trained_seconds"] = trained_seconds
     if epochs:
         current = session.execute(
             select(RunRow.best_epoch, RunRow.best_metrics).where(RunRow.id == run_id)

@@ -126,6 +126,9 @@ class RunRow(Base):
     #: When a task for the run was last sent to the broker (null: not sent since it was
     #: last queued); ANNLAB_EXECUTOR=celery's re-dispatch sweep reads it.
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Seconds of training so far, summed over every worker stretch (slices, pauses,
+    #: resumes, a dead worker's last moments); ANNLAB_MAX_RUN_SECONDS bounds it.
+    trained_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     #: Short strings set at submission (``spec.tags``) or by ``PATCH``; None reads as {}.

@@ -1,8 +1,11 @@
 """The Celery side of ANNLAB_EXECUTOR=celery: the app, its settings, the task, and
 the worker that ``annlab worker`` runs.
 
-One task, ``annlab.train_slice(run_id)``: train one slice of a run
-(``app.jobs.slices``). The settings below are the design, argued in
+One task, ``annlab.train_slice(run_id, max_running_per_user)``: train one slice
+of a run (``app.jobs.slices``). The per-user limit travels with the task, from
+the server's settings to every slice after: the server, which sends runs,
+decides it, and a worker started with another ``--concurrency`` (whose default
+limit would differ) claims by the same rule as the server sends. The settings below are the design, argued in
 docs/architecture.md ("Celery"):
 
 - ``task_acks_late`` + ``task_reject_on_worker_lost``: a task is acked when its
@@ -20,7 +23,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.synchronize import Event as ProcessEvent
 from typing import Any
 
@@ -127,15 +130,19 @@ def make_celery(settings: Settings) -> Celery:
     app = Celery("annlab")
     app.conf.update(celery_config(settings))
 
-    def send(run_id: str) -> None:
-        send_slice(app, settings.celery_queue, run_id)
-
     @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
-    def train_run_slice(run_id: str) -> str:
+    def train_run_slice(run_id: str, max_running_per_user: int | None = None) -> str:
         runtime = _runtime_for(settings)
+        config = runtime.config
+        if max_running_per_user is not None:  # the sender's (the server's) limit
+            config = replace(config, max_running_per_user=max_running_per_user)
+
+        def send(next_run_id: str) -> None:
+            send_slice(app, settings.celery_queue, next_run_id, config.max_running_per_user)
+
         return train_slice(
             runtime.factory,
-            runtime.config,
+            config,
             run_id,
             stop_requested=_shutdown.is_set,
             send_next=send,
@@ -144,9 +151,10 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-def send_slice(app: Celery, queue: str, run_id: str) -> None:
-    """Put the task of ``run_id``'s next slice in the broker."""
-    app.send_task(TASK_NAME, args=[run_id], queue=queue)
+def send_slice(app: Celery, queue: str, run_id: str, max_running_per_user: int = 0) -> None:
+    """Put the task of ``run_id``'s next slice in the broker, with the per-user limit
+    its claim must respect (0 = none)."""
+    app.send_task(TASK_NAME, args=[run_id, max_running_per_user], queue=queue)
 
 
 def _on_process_init(**_kwargs: Any) -> None:

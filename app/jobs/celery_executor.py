@@ -86,12 +86,17 @@ class CeleryExecutor(Executor):
             self.last_recover = now
             recover_orphans(self.factory, stale_seconds=self.settings.lease_seconds, at_start=False)
         cutoff = dispatch.stale_before(self.settings.redispatch_seconds)
+        limit = self.settings.resolved_max_running_runs_per_user
         with self.factory() as session:
-            never = dispatch.to_dispatch(session=session, sent_before=None)
+            never = dispatch.to_dispatch(
+                session=session, sent_before=None, max_running_per_user=limit
+            )
             unsent = set(never)
             stale = [
                 run_id
-                for run_id in dispatch.to_dispatch(session=session, sent_before=cutoff)
+                for run_id in dispatch.to_dispatch(
+                    session=session, sent_before=cutoff, max_running_per_user=limit
+                )
                 if run_id not in unsent
             ]
             if stale and not self._broker_lost_some(session):
@@ -102,7 +107,7 @@ class CeleryExecutor(Executor):
             if self.closing.is_set():
                 break
             try:
-                send_slice(self.app, self.settings.celery_queue, run_id)
+                send_slice(self.app, self.settings.celery_queue, run_id, limit)
             except Exception:
                 log.exception("could not send run %s to the broker; will retry", run_id)
                 break

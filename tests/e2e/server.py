@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -35,6 +36,21 @@ READY_TIMEOUT = 45.0
 
 
 def free_port() -> int:
+    """A free port: the system's choice, or one of ``ANNLAB_TEST_PORTS`` ("19400-19499")
+    when set, so that test runs sharing a machine can keep to their own range."""
+    span = os.environ.get("ANNLAB_TEST_PORTS", "")
+    if span:
+        low, _, high = span.partition("-")
+        candidates = list(range(int(low), int(high or low) + 1))
+        random.shuffle(candidates)
+        for port in candidates:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+        raise RuntimeError(f"no free port in ANNLAB_TEST_PORTS={span}")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

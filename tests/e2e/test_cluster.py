@@ -18,7 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from sqlalchemy import Engine, create_engine, text
 
 from tests.e2e.cluster import AMQP_URL, REDIS_URL, Cluster, reachable
 from tests.e2e.server import (
@@ -99,7 +101,9 @@ def test_twenty_runs_over_two_workers_equal_the_local_executor(
     cluster: Cluster, server: Server
 ) -> None:
     specs = [short_spec(seed, epochs=200) for seed in range(20)]
-    cluster.extra["ANNLAB_SLICE_SECONDS"] = "0.1"  # each run (~0.7 s here, slower when busy): several slices
+    cluster.extra["ANNLAB_SLICE_SECONDS"] = (
+        "0.1"  # each run (~0.7 s here, slower when busy): several slices
+    )
     with server.client() as local:  # the reference, trained meanwhile by the local pool
         reference = [submit(local, spec)["id"] for spec in specs]
         api = cluster.server().start()
@@ -255,3 +259,100 @@ def test_rabbitmq_smoke(cluster: Cluster, server: Server) -> None:
         done = wait_status(client, run_id, timeout=60)
         assert done["status"] == "succeeded", done
         assert npz_arrays(weights_npz(client, run_id)) == local_weights(server, spec)
+
+
+# ------------------------------------------------------------------- the limits
+
+
+def test_the_run_time_limit_counts_every_slice(cluster: Cluster) -> None:
+    """Slices of 0.3 s, a limit of 1.5 s: the run ends at the limit of its summed
+    training, keeping its model, as a run trained in one go (issue 16)."""
+    cluster.extra.update(ANNLAB_SLICE_SECONDS="0.3", ANNLAB_MAX_RUN_SECONDS="1.5")
+    api = cluster.server().start()
+    worker = cluster.worker("w").start()
+    with api.client() as client:
+        run_id = submit(client, long_spec(100_000, name="too long"))["id"]
+        done = wait_status(client, run_id, timeout=60)
+        assert (done["status"], done["stop_reason"]) == ("succeeded", "interrupted"), done
+        assert "ANNLAB_MAX_RUN_SECONDS=1.5" in (done["error"] or ""), done["error"]
+        assert client.get(f"{API}/runs/{run_id}/weights").status_code == 200
+    slices, trained = slices_of(worker.text(), run_id), cluster.row(run_id)["trained_seconds"]
+    print(
+        f"time limit: {slices} slices, {trained:.2f} s trained, epoch {done['progress']['epoch']}"
+    )
+    assert slices >= 2, "trained in several slices"
+    assert trained > 1.5
+
+
+def _runs_by_owner(engine: Engine) -> dict[str, list[str]]:
+    """Each owner's runs' statuses, read in one query."""
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT owner_id, status FROM runs")).all()
+    found: dict[str, list[str]] = {}
+    for owner, status in rows:
+        found.setdefault(owner, []).append(status)
+    return found
+
+
+def test_one_users_runs_never_exceed_the_per_user_limit(cluster: Cluster) -> None:
+    """ANNLAB_MAX_RUNNING_RUNS_PER_USER=1 and three pool processes: alice's three runs
+    train one at a time (taking turns slice by slice), while bob's run starts beside them."""
+    cluster.extra.update(ANNLAB_AUTH="on", ANNLAB_MAX_RUNNING_RUNS_PER_USER="1")
+    api = cluster.server().start()
+    keys = _create_users(cluster.database_url, "alice", "bob")
+    ids = {name: _owner_id(cluster.database_url, name) for name in keys}
+    cluster.worker("w", concurrency=3).start()
+    alice = {"Authorization": f"Bearer {keys['alice']}"}
+    bob = {"Authorization": f"Bearer {keys['bob']}"}
+    with httpx.Client(base_url=api.base_url, timeout=10.0, headers=alice) as as_alice:
+        runs = [submit(as_alice, long_spec(80, seed=s, name=f"alice {s}"))["id"] for s in (1, 2, 3)]
+        with httpx.Client(base_url=api.base_url, timeout=10.0, headers=bob) as as_bob:
+            bobs = submit(as_bob, long_spec(40, seed=9, name="bob"))["id"]
+            seen: dict[str, Any] = {"alice_max": 0, "bob_beside": False}
+            engine = create_engine(cluster.database_url)
+
+            def all_done() -> bool:
+                statuses = _runs_by_owner(engine)
+                mine, theirs = statuses.get(ids["alice"], []), statuses.get(ids["bob"], [])
+                seen["alice_max"] = max(seen["alice_max"], mine.count("running"))
+                if "running" in theirs and "running" in mine:
+                    seen["bob_beside"] = True
+                return all(s in ("succeeded", "failed", "cancelled") for s in mine + theirs)
+
+            try:
+                wait_for(all_done, timeout=120, interval=0.05, message="the runs never all ended")
+            finally:
+                engine.dispose()
+            assert wait_status(as_bob, bobs)["status"] == "succeeded"
+        for run_id in runs:
+            assert wait_status(as_alice, run_id)["status"] == "succeeded"
+    print(f"per-user limit 1: {seen}")
+    assert seen["alice_max"] == 1, seen
+    assert seen["bob_beside"], f"bob's run never trained beside alice's: {seen}"
+
+
+def _create_users(database_url: str, *names: str) -> dict[str, str]:
+    """API keys for new users, written in the cluster's database (the server migrated it)."""
+    from app.db.engine import make_engine, make_session_factory, transaction
+    from app.db.users import create_user
+
+    engine = make_engine(database_url)
+    try:
+        factory = make_session_factory(engine)
+        with transaction(factory) as session:
+            return {name: create_user(session=session, name=name).key for name in names}
+    finally:
+        engine.dispose()
+
+
+def _owner_id(database_url: str, name: str) -> str:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return str(
+                connection.execute(
+                    text("SELECT id FROM users WHERE name = :n"), {"n": name}
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
