@@ -40,6 +40,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_port_in(low: int, high: int) -> int:
+    """A port of [low, high] nobody listens on (for tests given a port range)."""
+    for port in range(low, high + 1):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port in {low}-{high}")
+
+
 def _stat(pid: int) -> tuple[int, int] | None:
     """(ppid, pgrp) of a live process, from /proc/<pid>/stat; None if gone or a zombie."""
     try:
@@ -122,11 +134,11 @@ class Server:
 
     # -- life cycle
 
-    def start(self, timeout: float = READY_TIMEOUT, **env: str) -> Server:
+    def start(self, timeout: float = READY_TIMEOUT, port: int | None = None, **env: str) -> Server:
         assert self.process is None or self.process.poll() is not None, "already running"
         assert ANNLAB.exists(), f"{ANNLAB} is not installed (pip install -e '.[dev]')"
         self.env.update(env)
-        self.port = free_port()
+        self.port = port or free_port()
         self.starts += 1
         log = self.log_dir / f"{self.name}-{self.starts}.log"
         self.logs.append(log)
