@@ -120,9 +120,7 @@ def find_by_idempotency_key(*, session: Session, owner_id: str, key: str) -> Run
     ).first()
 
 
-def find_tombstone(
-    *, session: Session, owner_id: str, key: str
-) -> IdempotencyTombstoneRow | None:
+def find_tombstone(*, session: Session, owner_id: str, key: str) -> IdempotencyTombstoneRow | None:
     """The key of the caller's deleted run, if used less than ``IDEMPOTENCY_KEY_SECONDS``
     ago; an older tombstone is removed (the key is free again)."""
     row = session.get(IdempotencyTombstoneRow, (owner_id, key))
@@ -267,8 +265,9 @@ def delete_run(*, session: Session, run_id: str) -> None:
     """Delete the run and its rows; its Idempotency-Key (if any) is kept as a tombstone,
     so that a retry within ``IDEMPOTENCY_KEY_SECONDS`` is not a second run."""
     keyed = session.execute(
-        select(RunRow.owner_id, RunRow.idempotency_key, RunRow.request_hash, RunRow.created_at)
-        .where(RunRow.id == run_id, RunRow.idempotency_key.is_not(None))
+        select(
+            RunRow.owner_id, RunRow.idempotency_key, RunRow.request_hash, RunRow.created_at
+        ).where(RunRow.id == run_id, RunRow.idempotency_key.is_not(None))
     ).first()
     if keyed is not None:
         session.merge(

@@ -80,7 +80,9 @@ def test_the_same_key_sent_twice_at_the_same_instant_makes_one_run(race_server: 
                 key = {"Idempotency-Key": f"race-{round_}"}
                 spec = tiny_spec(seed=round_)
 
-                def post(i: int, barrier: threading.Barrier) -> httpx.Response:
+                def post(
+                    i: int, barrier: threading.Barrier, spec: Any = spec, key: Any = key
+                ) -> httpx.Response:
                     barrier.wait()
                     return clients[i].post(f"{API}/runs", json=spec, headers=key)
 
@@ -151,7 +153,9 @@ def test_a_worker_killed_before_its_first_heartbeat_has_its_run_swept(
         # swept by the supervisor (dead pid), trained again, never left running
         def swept() -> dict[str, Any] | None:
             current = client.get(f"{API}/runs/{run['id']}").json()
-            return current if current["status"] != "running" or current["progress"]["step"] else None
+            return (
+                current if current["status"] != "running" or current["progress"]["step"] else None
+            )
 
         wait_until(swept, 60, "the run of the killed worker is still running")
         client.post(f"{API}/runs/{run['id']}/cancel")  # the retrained run is not the point
@@ -193,7 +197,9 @@ def test_alias_moves_and_predictions_by_alias_never_answer_another_version(
             assert answer.status_code == 200, answer.text
             outputs[version] = answer.json()["outputs"]
         assert len({str(value) for value in outputs.values()}) == 3, "versions not told apart"
-        assert client.put(f"{API}/models/{name}/aliases/prod", json={"version": 1}).status_code == 200
+        assert (
+            client.put(f"{API}/models/{name}/aliases/prod", json={"version": 1}).status_code == 200
+        )
 
     movers, predictors, moves, predicts = 2, 4, 60, 80
     seen: Counter[str] = Counter()
@@ -215,7 +221,9 @@ def test_alias_moves_and_predictions_by_alias_never_answer_another_version(
                             problems.append(f"PUT -> {answer.status_code} {answer.text[:200]}")
                 return
             for _ in range(predicts):
-                answer = http.post(f"{API}/models/{name}/aliases/prod/predict", json={"inputs": XOR})
+                answer = http.post(
+                    f"{API}/models/{name}/aliases/prod/predict", json={"inputs": XOR}
+                )
                 with lock:
                     if answer.status_code != 200:
                         problems.append(f"predict -> {answer.status_code} {answer.text[:200]}")
