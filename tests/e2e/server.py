@@ -35,6 +35,12 @@ READY_TIMEOUT = 45.0
 
 
 def free_port() -> int:
+    """A free port; from ``ANNLAB_TEST_PORTS`` (``low-high``) when it is set, so that a
+    shared machine can give each test session its own range."""
+    given = os.environ.get("ANNLAB_TEST_PORTS")
+    if given:
+        low, _, high = given.partition("-")
+        return free_port_in(int(low), int(high or low))
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
