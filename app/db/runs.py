@@ -270,6 +270,11 @@ def delete_run(*, session: Session, run_id: str) -> None:
         ).where(RunRow.id == run_id, RunRow.idempotency_key.is_not(None))
     ).first()
     if keyed is not None:
+        # the expired ones go first: the table holds at most a day of deleted keyed runs
+        cutoff = utcnow() - timedelta(seconds=IDEMPOTENCY_KEY_SECONDS)
+        session.execute(
+            delete(IdempotencyTombstoneRow).where(IdempotencyTombstoneRow.created_at < cutoff)
+        )
         session.merge(
             IdempotencyTombstoneRow(
                 owner_id=keyed.owner_id,

@@ -58,3 +58,16 @@ def test_the_key_is_remembered_23_hours_and_free_again_after_24(idle_client: Tes
     assert fresh.json()["id"] != run_id
     # and from now on the key belongs to the new run again
     assert _submit(idle_client, "day").json()["id"] == fresh.json()["id"]
+
+
+def test_expired_tombstones_are_dropped_when_another_keyed_run_is_deleted(
+    idle_client: TestClient,
+) -> None:
+    old = _submit(idle_client, "old").json()["id"]
+    assert idle_client.delete(f"{API}/runs/{old}").status_code == 204
+    _age_tombstones(idle_client, hours=25)
+    new = _submit(idle_client, "new").json()["id"]
+    assert idle_client.delete(f"{API}/runs/{new}").status_code == 204
+    with idle_client.app.state.session_factory() as session:
+        keys = sorted(row.key for row in session.scalars(select(IdempotencyTombstoneRow)))
+    assert keys == ["new"]

@@ -47,6 +47,8 @@ SEEDED = settings(
 )
 #: Path parameters that name a seeded thing → its value (filled in by ``seeds``).
 SEEDS: dict[str, Any] = {}
+#: Requests sent, per operation and mode (printed by the last test, for the record).
+SENT: dict[str, int] = {}
 DESTRUCTIVE = ("DELETE",)
 DESTRUCTIVE_SUFFIXES = ("/cancel", "/stop")
 
@@ -158,6 +160,7 @@ def test_an_operation_on_seeded_things_conforms(
             name: SEEDS.get(name, value) for name, value in (case.path_parameters or {}).items()
         }
         case.call_and_validate(excluded_checks=excluded)
+        SENT[f"{method} {path} {mode.value}"] = SENT.get(f"{method} {path} {mode.value}", 0) + 1
 
     try:
         check()
@@ -177,3 +180,5 @@ def test_the_seeded_operations_cover_predict_evaluate_backprop_plots_and_serving
         "/serve/{name}/{reference}/invocations",
     ):
         assert needed in paths, needed
+    if SENT:
+        print(f"seeded schemathesis: {sum(SENT.values())} cases over {len(SENT)} operation-modes")
