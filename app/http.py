@@ -15,12 +15,14 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute, iter_route_contexts
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.db.engine import DiskFull, is_disk_full
 from app.errors import AppError, json_safe
 from core.errors import DatasetError, SpecError
 
@@ -228,6 +230,30 @@ async def app_error_handler(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
+#: A full disk: 507 Insufficient Storage (RFC 4918), the one 5xx that is not a bug —
+#: the request was fine and is worth retrying once space is freed; nothing of it was
+#: stored (its transaction rolled back whole).
+DISK_FULL_STATUS = 507
+DISK_FULL_RETRY_SECONDS = 60
+
+
+async def database_error_handler(request: Request, exc: Exception) -> Response:
+    """A write refused because the database's disk is full → 507 naming the disk;
+    any other database error stays what it is (a 500: a bug)."""
+    if not (isinstance(exc, DiskFull) or is_disk_full(exc)):
+        raise exc
+    detail = (
+        f"{request.method} {request.url.path} was not stored: the disk holding annlab's "
+        "database is full (ANNLAB_DATA_DIR, or the database server's disk). Nothing of this "
+        "request was kept; retry once an admin has freed space"
+    )
+    return JSONResponse(
+        {"detail": detail},
+        status_code=DISK_FULL_STATUS,
+        headers={"Retry-After": str(DISK_FULL_RETRY_SECONDS)},
+    )
+
+
 async def spec_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """A spec that does not fit its dataset: FastAPI's 422 list, ``loc`` naming the field."""
     assert isinstance(exc, SpecError)
@@ -321,3 +347,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, app_error_handler)
     app.add_exception_handler(SpecError, spec_error_handler)
     app.add_exception_handler(DatasetError, dataset_error_handler)
+    app.add_exception_handler(OperationalError, database_error_handler)
+    app.add_exception_handler(DiskFull, database_error_handler)

@@ -27,6 +27,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 BUSY_TIMEOUT_MS = 30_000
+#: SQLite's ``journal_size_limit``: once checkpointed, the WAL file is cut back to this
+#: size, so one big write (a checkpoint of a large network) does not keep its space
+#: on the disk for good.
+WAL_SIZE_LIMIT_BYTES = 1024 * 1024
+#: What the SQLite / PostgreSQL errors of a full disk say.
+DISK_FULL_MARKERS = ("database or disk is full", "no space left on device", "disk full")
+#: PostgreSQL's SQLSTATE for a full disk (class 53: insufficient resources).
+PG_DISK_FULL = "53100"
 #: The execution option that makes a SQLite transaction ``BEGIN IMMEDIATE``.
 WRITE_OPTION = "annlab_write"
 
@@ -55,6 +63,7 @@ def make_engine(url: str) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -63,6 +72,26 @@ def make_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
     return engine
+
+
+class DiskFull(Exception):
+    """The disk holding the database is full (raised once waiting for space gave up)."""
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """SQLITE_FULL ("database or disk is full"), ENOSPC, or PostgreSQL's disk_full."""
+    original = getattr(error, "orig", None) or error
+    if getattr(original, "sqlstate", None) == PG_DISK_FULL:
+        return True
+    return any(marker in str(original).lower() for marker in DISK_FULL_MARKERS)
+
+
+def disk_full_message(what: str) -> str:
+    """What a user reads: which write, and that it is the database's disk."""
+    return (
+        f"the disk holding annlab's database is full while writing {what} (ANNLAB_DATA_DIR, "
+        "or the database server's disk): free space there; nothing half-written is kept"
+    )
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

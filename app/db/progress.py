@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.db import snapshots as snapshot_store
+from app.db.engine import DiskFull, disk_full_message, is_disk_full
 from app.db.runs import METRIC_NAMES, finite_or_none, metrics_dict, rowcount
 from app.db.tables import CheckpointRow, MetricRow, RunRow, WeightsRow, utcnow
 from core.stopping import RunStatus, StopReason
@@ -44,24 +45,39 @@ def retry_locked(
     *,
     deadline_seconds: float = LOCKED_RETRY_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
+    what: str = "a write",
 ) -> T:
-    """``write()`` (a whole transaction), again while the database answers "locked".
+    """``write()`` (a whole transaction), again while the database answers "locked" or
+    the disk holding it is full.
 
-    A worker's progress, checkpoint and outcome must not be lost to a busy moment of
-    the database (hundreds of readers, a long write elsewhere): that used to fail a
-    run that was still training. Any other error, or a lock past the deadline, is
-    raised."""
+    A worker's progress, checkpoint, snapshots and outcome must not be lost to a busy
+    moment of the database (hundreds of readers, a long write elsewhere), nor to a
+    full disk: the run **waits and retries** (training is held inside the callback,
+    nothing half-written is visible: each attempt is one transaction, rolled back
+    whole) and goes on where it was once space is freed. Any other error, or either
+    condition past the deadline, is raised (a full disk as ``DiskFull``, whose message
+    names the disk: the run then fails with it)."""
     started = time.monotonic()
     attempt = 0
     while True:
         try:
             return write()
         except OperationalError as error:
-            if not is_locked(error) or time.monotonic() - started > deadline_seconds:
+            full = is_disk_full(error)
+            if not (full or is_locked(error)):
+                raise
+            if time.monotonic() - started > deadline_seconds:
+                if full:
+                    raise DiskFull(disk_full_message(what)) from error
                 raise
             pause = LOCKED_BACKOFF_SECONDS[min(attempt, len(LOCKED_BACKOFF_SECONDS) - 1)]
             attempt += 1
-            log.warning("database locked (attempt %d), retrying in %.2f s", attempt, pause)
+            if full:
+                log.warning(
+                    "%s (attempt %d, retrying in %.2f s)", disk_full_message(what), attempt, pause
+                )
+            else:
+                log.warning("database locked (attempt %d), retrying in %.2f s", attempt, pause)
             sleep(pause)
 
 

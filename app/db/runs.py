@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, delete, func, select, update
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.db.tables import (
     CheckpointRow,
+    IdempotencyTombstoneRow,
     MetricRow,
     RunRow,
     SnapshotRow,
@@ -26,6 +28,10 @@ from app.db.tables import (
 from core.stopping import RunStatus, StopReason
 
 SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
+
+#: How long an Idempotency-Key stays bound after its run was deleted (API.md: 24 h);
+#: the key of a run that still exists is kept as long as the run.
+IDEMPOTENCY_KEY_SECONDS = 24 * 3600
 
 METRIC_NAMES = ("train_loss", "val_loss", "train_accuracy", "val_accuracy", "learning_rate")
 
@@ -112,6 +118,19 @@ def find_by_idempotency_key(*, session: Session, owner_id: str, key: str) -> Run
     return session.scalars(
         select(RunRow).where(RunRow.owner_id == owner_id, RunRow.idempotency_key == key)
     ).first()
+
+
+def find_tombstone(*, session: Session, owner_id: str, key: str) -> IdempotencyTombstoneRow | None:
+    """The key of the caller's deleted run, if used less than ``IDEMPOTENCY_KEY_SECONDS``
+    ago; an older tombstone is removed (the key is free again)."""
+    row = session.get(IdempotencyTombstoneRow, (owner_id, key))
+    if row is None:
+        return None
+    if row.created_at < utcnow() - timedelta(seconds=IDEMPOTENCY_KEY_SECONDS):
+        session.delete(row)
+        session.flush()
+        return None
+    return row
 
 
 #: ``GET /runs?sort=`` keys (each also with ``-``: descending) → the column sorted by.
@@ -243,6 +262,28 @@ def request_stop(*, session: Session, run_id: str) -> bool:
 
 
 def delete_run(*, session: Session, run_id: str) -> None:
+    """Delete the run and its rows; its Idempotency-Key (if any) is kept as a tombstone,
+    so that a retry within ``IDEMPOTENCY_KEY_SECONDS`` is not a second run."""
+    keyed = session.execute(
+        select(
+            RunRow.owner_id, RunRow.idempotency_key, RunRow.request_hash, RunRow.created_at
+        ).where(RunRow.id == run_id, RunRow.idempotency_key.is_not(None))
+    ).first()
+    if keyed is not None:
+        # the expired ones go first: the table holds at most a day of deleted keyed runs
+        cutoff = utcnow() - timedelta(seconds=IDEMPOTENCY_KEY_SECONDS)
+        session.execute(
+            delete(IdempotencyTombstoneRow).where(IdempotencyTombstoneRow.created_at < cutoff)
+        )
+        session.merge(
+            IdempotencyTombstoneRow(
+                owner_id=keyed.owner_id,
+                key=keyed.idempotency_key,
+                request_hash=keyed.request_hash,
+                run_id=run_id,
+                created_at=keyed.created_at,
+            )
+        )
     for table in (MetricRow, WeightsRow, CheckpointRow, SnapshotRow):
         session.execute(delete(table).where(table.run_id == run_id))
     session.execute(delete(RunRow).where(RunRow.id == run_id))

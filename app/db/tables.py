@@ -248,3 +248,18 @@ class ModelAliasRow(Base):
     )
     alias: Mapped[str] = mapped_column(String(64), primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
+
+
+class IdempotencyTombstoneRow(Base):
+    """The Idempotency-Key of a deleted run, kept for ``IDEMPOTENCY_KEY_SECONDS`` after
+    the key was first used (API.md: keys are remembered 24 h, even if the run goes): a
+    retry of a request whose run was deleted since is a 409, never a second run."""
+
+    __tablename__ = "idempotency_tombstones"
+
+    owner_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    run_id: Mapped[str] = mapped_column(String(40))
+    #: when the key was first used (the deleted run's ``created_at``)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -167,19 +167,22 @@ class Job:
             self._flush(session)
             self._save(session, checkpoint)
 
-        self._write(write)
+        self._write(write, f"its checkpoint at epoch {checkpoint.epoch}")
 
-    def _write(self, work: Callable[[Session], None]) -> None:
-        """``work`` in one write transaction, retried while the database is locked (a
-        busy database must not fail a run that trains on); the pending epochs and
-        snapshots are forgotten only once committed."""
+    def _write(self, work: Callable[[Session], None], what: str = "its progress") -> None:
+        """``work`` in one write transaction, retried while the database is locked or
+        its disk is full (a busy database or a full disk must not fail a run that
+        trains on: it waits for space); the pending epochs and snapshots are forgotten
+        only once committed."""
         flushed, flushed_snapshots = len(self.pending), len(self.snapshots)
+        if self.snapshots:
+            what += f" and snapshot(s) of epoch {', '.join(str(e) for e, _ in self.snapshots)}"
 
         def attempt() -> None:
             with transaction(self.factory) as session:
                 work(session)
 
-        progress.retry_locked(attempt)
+        progress.retry_locked(attempt, what=f"{what} (run {self.run_id})")
         del self.pending[:flushed]
         del self.snapshots[:flushed_snapshots]
 
@@ -354,4 +357,4 @@ class Job:
                 weights=weights,
             )
 
-        self._write(write)
+        self._write(write, f"its outcome ({status})")

@@ -43,12 +43,22 @@ class Resolved:
 
 
 class Resolutions:
-    """``(name, reference) → Resolved``; ``ttl_seconds`` None: valid until cleared."""
+    """``(name, reference) → Resolved``; ``ttl_seconds`` None: valid until cleared.
+
+    Each name has a generation, bumped by ``forget``: a lookup read from the database
+    is stored only if no write changed the name since the lookup began
+    (``generation``), else a request that read the old alias just before a move would
+    store it after the move's ``forget`` and serve it until the next move."""
 
     def __init__(self, ttl_seconds: float | None = None) -> None:
         self.ttl_seconds = ttl_seconds
         self._entries: dict[tuple[str, str], tuple[Resolved, float]] = {}
+        self._generations: dict[str, int] = {}
         self._lock = threading.Lock()
+
+    def generation(self, name: str) -> int:
+        """Take before reading the database for ``name``; hand to ``put``."""
+        return self._generations.get(name, 0)
 
     def get(self, name: str, reference: str) -> Resolved | None:
         entry = self._entries.get((name, reference))
@@ -58,14 +68,19 @@ class Resolutions:
             return None
         return entry[0]
 
-    def put(self, name: str, reference: str, resolved: Resolved) -> None:
+    def put(
+        self, name: str, reference: str, resolved: Resolved, generation: int | None = None
+    ) -> None:
         with self._lock:
+            if generation is not None and self._generations.get(name, 0) != generation:
+                return  # moved (or deleted) while this lookup read the database
             if len(self._entries) > 10_000:
                 self._entries.clear()
             self._entries[(name, reference)] = (resolved, time.monotonic())
 
     def forget(self, name: str) -> None:
         with self._lock:
+            self._generations[name] = self._generations.get(name, 0) + 1
             for key in [key for key in self._entries if key[0] == name]:
                 del self._entries[key]
 
@@ -176,6 +191,7 @@ def resolve(
     another user's), version or alias."""
     resolved = resolutions.get(name, reference)
     if resolved is None:
+        generation = resolutions.generation(name)  # before the first read of the session
         model = get_model(session=session, name=name, scope=None)
         if reference.isdigit():
             version = int(reference)
@@ -191,7 +207,7 @@ def resolve(
             row.version,
             _feature_names(session=session, run_id=row.run_id),
         )
-        resolutions.put(name, reference, resolved)
+        resolutions.put(name, reference, resolved, generation)
     if scope is not None and resolved.owner_id != scope:
         raise NotFound(f"model {name!r} not found")
     return resolved

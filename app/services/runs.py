@@ -232,6 +232,16 @@ def _submit_keyed(
     existing = run_store.find_by_idempotency_key(session=session, owner_id=caller.owner_id, key=key)
     if existing is not None:
         return _replay(existing, hashed)
+    tombstone = run_store.find_tombstone(session=session, owner_id=caller.owner_id, key=key)
+    if tombstone is not None:
+        if tombstone.request_hash != hashed:
+            raise Unprocessable(
+                "this Idempotency-Key was already used with another request body; use a new key"
+            )
+        raise Conflict(
+            f"this Idempotency-Key made run {tombstone.run_id!r}, which was deleted since; "
+            "keys are remembered for 24 hours: use a new key to submit the run again"
+        )
     try:
         run = _submit_new(
             session=session, spec=spec, caller=caller, settings=settings, key=key, hashed=hashed

@@ -146,3 +146,22 @@ def test_serve_verdicts() -> None:
     assert "NOT MET" in lines[1]
     assert lines[2].endswith("MET")
     assert time.monotonic() > 0
+
+
+def test_the_soak_report_measures_growth_after_the_warm_up() -> None:
+    import os
+
+    from bench import soak
+
+    assert soak.rss_kib(os.getpid()) > 0
+    tally = soak.Tally()
+    tally.record("predict", True)
+    tally.record("predict", False, "500 boom")
+    samples = [(0.0, 100 * 1024, 300 * 1024), (30.0, 110 * 1024, 320 * 1024)]
+    samples += [(60.0, 112 * 1024, 330 * 1024), (120.0, 113 * 1024, 331 * 1024)]
+    result = soak.report(samples, tally, duration=120.0)
+    assert result["total_requests"] == 2 and result["total_errors"] == 1
+    assert result["error_examples"] == ["predict: 500 boom"]
+    assert result["server_rss_mib"]["growth_after_warmup"] == 3.0  # from 30 s (warm-up 20 s)
+    assert result["server_rss_mib"]["growth_second_half"] == 1.0  # from 60 s
+    assert result["group_rss_mib"]["growth_after_warmup"] == 11.0

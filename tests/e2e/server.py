@@ -36,24 +36,27 @@ READY_TIMEOUT = 45.0
 
 
 def free_port() -> int:
-    """A free port: the system's choice, or one of ``ANNLAB_TEST_PORTS`` ("19400-19499")
-    when set, so that test runs sharing a machine can keep to their own range."""
-    span = os.environ.get("ANNLAB_TEST_PORTS", "")
-    if span:
-        low, _, high = span.partition("-")
-        candidates = list(range(int(low), int(high or low) + 1))
-        random.shuffle(candidates)
-        for port in candidates:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                try:
-                    sock.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-        raise RuntimeError(f"no free port in ANNLAB_TEST_PORTS={span}")
+    """A free port; from ``ANNLAB_TEST_PORTS`` (``low-high``) when it is set, so that a
+    shared machine can give each test session its own range."""
+    given = os.environ.get("ANNLAB_TEST_PORTS")
+    if given:
+        low, _, high = given.partition("-")
+        return free_port_in(int(low), int(high or low))
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def free_port_in(low: int, high: int) -> int:
+    """A port of [low, high] nobody listens on (for tests given a port range)."""
+    for port in range(low, high + 1):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port in {low}-{high}")
 
 
 def _stat(pid: int) -> tuple[int, int] | None:
@@ -138,11 +141,11 @@ class Server:
 
     # -- life cycle
 
-    def start(self, timeout: float = READY_TIMEOUT, **env: str) -> Server:
+    def start(self, timeout: float = READY_TIMEOUT, port: int | None = None, **env: str) -> Server:
         assert self.process is None or self.process.poll() is not None, "already running"
         assert ANNLAB.exists(), f"{ANNLAB} is not installed (pip install -e '.[dev]')"
         self.env.update(env)
-        self.port = free_port()
+        self.port = port or free_port()
         self.starts += 1
         log = self.log_dir / f"{self.name}-{self.starts}.log"
         self.logs.append(log)
