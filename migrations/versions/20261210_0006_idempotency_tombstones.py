@@ -2,7 +2,7 @@
 (API.md), so that a retry after the run was deleted is a 409, not a second run.
 
 Revision ID: 0006_idempotency_tombstones
-Revises: 0004_dispatched_at
+Revises: 0006_trained_seconds
 Create Date: 2026-12-10
 """
 
