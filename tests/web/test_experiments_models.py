@@ -73,6 +73,44 @@ def model(api: httpx.Client, experiment: dict[str, Any]) -> dict[str, Any]:
     return api.get("/models/iris-clf").json()
 
 
+def answer_empty(page: Any, path: str) -> None:
+    """The list endpoint answers "nothing yet" (this module's server does have some)."""
+    page.route(
+        f"**/api/v1/{path}?*",
+        lambda route: route.fulfill(json={"items": [], "total": 0}),
+    )
+
+
+def test_no_experiments_yet_says_how_to_start_one(page: Any, base_url: str, shot: Any) -> None:
+    answer_empty(page, "experiments")
+    page.goto(f"{base_url}/experiments")
+    empty = page.locator("#experiments [data-empty]")
+    empty.wait_for()
+    text = empty.text_content() or ""
+    assert "No experiments yet" in text
+    assert f"curl -X POST {base_url}/api/v1/experiments" in text and '"grid"' in text
+    assert page.locator("#experiments table").count() == 0
+    shot(page, "experiments-empty")
+    page.watch.assert_clean()
+
+
+def test_no_models_yet_says_how_to_register_one(page: Any, base_url: str, shot: Any) -> None:
+    answer_empty(page, "models")
+    page.goto(f"{base_url}/models")
+    empty = page.locator("#models [data-empty]")
+    empty.wait_for()
+    text = empty.text_content() or ""
+    assert "No models yet" in text
+    for step in (
+        "/api/v1/models -H",
+        "/api/v1/models/iris-classifier/versions",
+        "/aliases/champion",
+    ):
+        assert step in text, step
+    shot(page, "models-empty")
+    page.watch.assert_clean()
+
+
 def test_the_list_shows_a_submitted_experiment_and_its_progress_live(
     page: Any, base_url: str, api: httpx.Client, shot: Any
 ) -> None:
@@ -115,36 +153,42 @@ def test_the_summary_table_has_one_row_per_grid_cell_matching_the_api(
     rows.first.wait_for()
     summary = experiment["summary"]
     assert len(summary) == 3  # three optimizers, the seeds folded
-    assert rows.count() == len(summary)
-    for index, expected in enumerate(summary):
-        row = rows.nth(index)
-        assert dict(json.loads(row.get_attribute("data-cell"))) == expected["params"]
-        cells = row.locator("td")
-        loss, accuracy = cells.nth(2), cells.nth(3)
-        for cell, stats in ((loss, expected["val_loss"]), (accuracy, expected["val_accuracy"])):
-            assert float(cell.get_attribute("data-mean")) == stats["mean"]
-            assert float(cell.get_attribute("data-std")) == stats["std"]
-        assert loss.text_content() == f"{expected['val_loss']['mean']:.4f} ± {expected['val_loss']['std']:.4f}"
-        shown = f"{100 * expected['val_accuracy']['mean']:.1f} ± {100 * expected['val_accuracy']['std']:.1f}"
-        assert accuracy.text_content() == shown
-        assert cells.nth(1).text_content() == str(expected["n"]) == "2"
+    shown = page.evaluate(
+        """() => [...document.querySelectorAll('#exp-summary tbody tr')].map((tr) => ({
+             cell: JSON.parse(tr.dataset.cell),
+             text: [...tr.cells].map((td) => td.textContent),
+             mean: [...tr.querySelectorAll('td[data-mean]')].map((td) => Number(td.dataset.mean)),
+             std: [...tr.querySelectorAll('td[data-mean]')].map((td) => Number(td.dataset.std)),
+             runs: [...tr.querySelectorAll('a.run-chip')].map((a) => a.getAttribute('href')) }))"""
+    )
+    assert len(shown) == len(summary)
+    for row, expected in zip(shown, summary, strict=True):
+        loss, accuracy = expected["val_loss"], expected["val_accuracy"]
+        assert dict(row["cell"]) == expected["params"]
+        assert row["mean"] == [loss["mean"], accuracy["mean"]]
+        assert row["std"] == [loss["std"], accuracy["std"]]
+        assert row["text"][1] == str(expected["n"]) == "2"
+        assert row["text"][2] == f"{loss['mean']:.4f} ± {loss['std']:.4f}"
+        assert row["text"][3] == f"{100 * accuracy['mean']:.1f} ± {100 * accuracy['std']:.1f}"
         # the cell's runs are linked: exactly the runs with these params, whatever the seed
         members = {
             r["id"]
             for r in experiment["runs"]
             if {k: v for k, v in r["params"].items() if k != "training.seed"} == expected["params"]
         }
-        links = {
-            href.removeprefix("/runs/")
-            for href in row.locator("a.run-chip").evaluate_all("els => els.map(e => e.getAttribute('href'))")
-        }
-        assert links == members and len(members) == 2
+        assert {href.removeprefix("/runs/") for href in row["runs"]} == members
+        assert len(members) == 2
     best_cell = min(summary, key=lambda s: s["val_loss"]["mean"])
     marked = page.locator("#exp-summary tr.best-row")
     assert marked.count() == 1
     assert dict(json.loads(marked.get_attribute("data-cell"))) == best_cell["params"]
     for run in experiment["runs"]:  # the runs table links every run
-        assert page.locator(f"#exp-runs tr[data-run-id='{run['id']}'] a[href='/runs/{run['id']}']").count() == 1
+        assert (
+            page.locator(
+                f"#exp-runs tr[data-run-id='{run['id']}'] a[href='/runs/{run['id']}']"
+            ).count()
+            == 1
+        )
     shot(page, "experiment", full_page=True)
     page.watch.assert_clean()
 
@@ -153,7 +197,9 @@ def test_the_chart_has_one_trace_per_run(
     page: Any, base_url: str, api: httpx.Client, experiment: dict[str, Any]
 ) -> None:
     page.goto(f"{base_url}/experiments/{experiment['id']}")
-    page.wait_for_selector("#chart-experiment[data-traces='6'] .scatterlayer .trace", state="attached")
+    page.wait_for_selector(
+        "#chart-experiment[data-traces='6'] .scatterlayer .trace", state="attached"
+    )
     traces = page.evaluate(
         """() => document.getElementById('chart-experiment').data.map(
              (t) => ({ run: t.meta, n: t.x.length, color: t.line.color, dash: t.line.dash, name: t.name }))"""
@@ -166,7 +212,10 @@ def test_the_chart_has_one_trace_per_run(
     assert len({t["color"] for t in traces}) == 3
     assert len({t["dash"] for t in traces}) == 2
     assert len({(t["color"], t["dash"]) for t in traces}) == 6
-    assert {t["name"] for t in traces} >= {"sgd(lr=0.1, momentum=0.9) · seed 1", "adam(lr=0.01) · seed 0"}
+    assert {t["name"] for t in traces} >= {
+        "sgd(lr=0.1, momentum=0.9) · seed 1",
+        "adam(lr=0.01) · seed 0",
+    }
     page.watch.assert_clean()
 
 
@@ -217,7 +266,12 @@ def test_the_curl_lines_on_the_models_page_call_the_model(
     serve.wait_for()
     url, body = curl_call(serve.text_content() or "")
     assert url.startswith(f"{base_url}/serve/iris-clf/")
-    assert body["dataframe_split"]["columns"] == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    assert body["dataframe_split"]["columns"] == [
+        "sepal_length",
+        "sepal_width",
+        "petal_length",
+        "petal_width",
+    ]
     answer = httpx.post(url, json=body)
     assert answer.status_code == 200, answer.text
     [predicted] = answer.json()["predictions"]
@@ -232,7 +286,9 @@ def test_the_curl_lines_on_the_models_page_call_the_model(
     assert json.loads(output.text_content() or "{}")["predictions"] == [predicted]
     # another target: the page's lines follow the choice
     card.locator("select.call-target").select_option(label="version 1")
-    page.wait_for_selector("[data-model='iris-clf'] [data-call='predict'] pre:has-text('/versions/1/predict')")
+    page.wait_for_selector(
+        "[data-model='iris-clf'] [data-call='predict'] pre:has-text('/versions/1/predict')"
+    )
     page.watch.assert_clean()
 
 
