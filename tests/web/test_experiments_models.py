@@ -122,18 +122,21 @@ def test_the_list_shows_a_submitted_experiment_and_its_progress_live(
         timeout=TIMEOUT,
         message="the blocking run started",
     )
-    made = create_experiment(api, "queued behind a long run")
-    page.goto(f"{base_url}/experiments")
-    row = page.locator(f"tr[data-experiment-id='{made['id']}']")
-    row.wait_for()
-    progress = row.locator("td.progress-cell")
-    assert progress.get_attribute("data-total") == "6"
-    assert progress.get_attribute("data-done") == "0"
-    assert "0 / 6 runs done" in (progress.text_content() or "")
-    assert row.locator("[data-status]").get_attribute("data-status") in ("queued", "running")
-    assert "optimizer (3) × training.seed (2)" in (row.text_content() or "")
-    shot(page, "experiments-queued")
-    assert api.post(f"/runs/{blocker['id']}/cancel").status_code == 202
+    try:
+        made = create_experiment(api, "queued behind a long run")
+        page.goto(f"{base_url}/experiments")
+        row = page.locator(f"tr[data-experiment-id='{made['id']}']")
+        row.wait_for()
+        progress = row.locator("td.progress-cell")
+        assert progress.get_attribute("data-total") == "6"
+        assert progress.get_attribute("data-done") == "0"
+        assert "0 / 6 runs done" in (progress.text_content() or "")
+        assert row.locator("[data-status]").get_attribute("data-status") in ("queued", "running")
+        assert "optimizer (3) × training.seed (2)" in (row.text_content() or "")
+        shot(page, "experiments-queued")
+    finally:  # never leave the one worker busy for the tests after this one
+        cancelled = api.post(f"/runs/{blocker['id']}/cancel")
+    assert cancelled.status_code == 202, cancelled.text
     done = wait_experiment(api, made["id"])
     assert done["status"] == "finished"
     row.locator("[data-status='finished']").wait_for(timeout=TIMEOUT * 1000)

@@ -25,7 +25,7 @@ async function getDataset(id) {
 
 function emptyState() {
   const run = "RUN_ID";
-  return el("div", { class: "card empty-state", "data-empty": "" },
+  return el("section", { class: "card empty-state", "data-empty": "" },
     el("p", {}, el("b", {}, "No models yet."), " A model is a name for a trained network: each version is a succeeded run (or one of its snapshots), and an alias such as ",
       el("code", {}, "champion"), " points at a version, so clients call the alias and you move it when a better run comes along."),
     el("p", { class: "muted" }, "Register one from a succeeded run (its id is on the ", el("a", { href: "/" }, "runs page"), "):"),
