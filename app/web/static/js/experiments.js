@@ -18,7 +18,7 @@ function emptyState() {
   return el("div", { class: "empty-state", "data-empty": "" },
     el("p", {}, el("b", {}, "No experiments yet."), " An experiment trains one spec over a grid of values (optimizers, learning rates, seeds…) and shows the runs side by side, with mean ± std over seeds."),
     el("p", { class: "muted" }, "Start one from a terminal (the grid keys are dotted paths into the run spec, see the API docs):"),
-    copyBlock(`curl -X POST ${ORIGIN}${API}/experiments \\\n  -H 'Content-Type: application/json' \\\n  -d '${JSON.stringify(EXAMPLE)}'`));
+    copyBlock(`curl -X POST ${ORIGIN}${API}/experiments \\\n  -H 'Content-Type: application/json' \\\n  -d '${JSON.stringify(EXAMPLE, null, 2)}'`));
 }
 
 function progressCell(x) {

@@ -30,9 +30,9 @@ function emptyState() {
       el("code", {}, "champion"), " points at a version, so clients call the alias and you move it when a better run comes along."),
     el("p", { class: "muted" }, "Register one from a succeeded run (its id is on the ", el("a", { href: "/" }, "runs page"), "):"),
     copyBlock([
-      `curl -X POST ${ORIGIN}${API}/models -H 'Content-Type: application/json' -d '{"name": "iris-classifier"}'`,
-      `curl -X POST ${ORIGIN}${API}/models/iris-classifier/versions -H 'Content-Type: application/json' -d '{"run_id": "${run}"}'`,
-      `curl -X PUT ${ORIGIN}${API}/models/iris-classifier/aliases/champion -H 'Content-Type: application/json' -d '{"version": 1}'`,
+      `curl -X POST ${ORIGIN}${API}/models -H 'Content-Type: application/json' \\\n  -d '{"name": "iris-classifier"}'`,
+      `curl -X POST ${ORIGIN}${API}/models/iris-classifier/versions -H 'Content-Type: application/json' \\\n  -d '{"run_id": "${run}"}'`,
+      `curl -X PUT ${ORIGIN}${API}/models/iris-classifier/aliases/champion -H 'Content-Type: application/json' \\\n  -d '{"version": 1}'`,
     ].join("\n")));
 }
 
