@@ -323,3 +323,19 @@ document.addEventListener("DOMContentLoaded", () => {
   const forget = document.getElementById("auth-forget");
   if (forget) forget.addEventListener("click", () => { sessionStorage.removeItem(KEY); showAuthState(); location.reload(); });
 });
+
+/** A dark code block with a Copy button (a curl line a user is meant to paste). */
+export function copyBlock(text, attrs = {}) {
+  const pre = el("pre", { class: "code" }, text);
+  const button = el("button", { class: "btn btn-small copy", type: "button" }, "Copy");
+  button.addEventListener("click", async () => {
+    try { await navigator.clipboard.writeText(pre.textContent); toast("Copied"); } catch {
+      const range = document.createRange(); range.selectNodeContents(pre);
+      getSelection().removeAllRanges(); getSelection().addRange(range); toast("Selected: press Ctrl+C");
+    }
+  });
+  return el("div", { class: "code-block", ...attrs }, button, pre);
+}
+
+/** The origin a curl line should name: this page's own. */
+export const ORIGIN = location.origin;
