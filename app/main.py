@@ -22,6 +22,7 @@ from app.db.users import ensure_local_user
 from app.http import BodyLimitMiddleware, install_error_handlers
 from app.jobs.registry import make_executor
 from app.metrics import install_metrics
+from app.rate_limit import RateLimitMiddleware
 from app.run_schemas import PredictRecordsRequest
 from app.schemas import PredictRequest
 from app.services.plot_pool import PlotRenderer
@@ -87,6 +88,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(HeadAsGetMiddleware)
+    if settings.rate_limit:  # before the body limit, the key lookup and the routes
+        app.add_middleware(
+            RateLimitMiddleware, rates=settings.rate_limit, storage_uri=settings.rate_limit_storage
+        )
     if settings.metrics:
         install_metrics(app)  # GET /metrics and the HTTP middleware (outermost)
     install_error_handlers(app)
