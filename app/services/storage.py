@@ -35,10 +35,10 @@ from core.specs import RunSpec
 
 SETTING = "ANNLAB_MAX_STORAGE_BYTES_PER_USER"
 #: The fixed part of a stored model (``.npz`` headers, spec, names): measured about
-#: 5.9 KB for iris; doubled for headroom.
-MODEL_OVERHEAD = 12 * 1024
+#: 5.9 KB for iris; with headroom.
+MODEL_OVERHEAD = 8 * 1024
 #: The fixed part of a checkpoint: measured about 24 KB for iris; with headroom.
-CHECKPOINT_OVERHEAD = 48 * 1024
+CHECKPOINT_OVERHEAD = 32 * 1024
 #: A checkpoint holds the weights, up to two optimizer states (Adam), the best
 #: weights (early stopping) and the last boundary's weights: 6 copies at 8 bytes, headroom.
 CHECKPOINT_COPIES = 6
