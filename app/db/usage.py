@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import ScalarSelect, func, select
 from sqlalchemy.orm import Session
 
 from app.db.tables import CheckpointRow, DatasetRow, RunRow, SnapshotRow, WeightsRow
@@ -29,7 +29,10 @@ class Usage:
         return self.datasets + self.runs
 
 
-def _stored_per_run(table: type[WeightsRow] | type[SnapshotRow] | type[CheckpointRow]):  # type: ignore[no-untyped-def]
+def _stored_per_run(
+    table: type[WeightsRow] | type[SnapshotRow] | type[CheckpointRow],
+) -> ScalarSelect[int]:
+    """Bytes of ``table``'s blobs for the run of the outer query's row."""
     return (
         select(func.coalesce(func.sum(func.length(table.data)), 0))
         .where(table.run_id == RunRow.id)

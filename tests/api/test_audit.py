@@ -63,7 +63,7 @@ def test_runs_datasets_and_models_leave_one_event_each_naming_actor_and_owner(
     assert [event for event in seen if event != expected[8]] == [
         event for event in expected if event != expected[8]
     ]
-    assert [e[1] for e in events(client, user="root")][0] == "model.created"
+    assert next(e[1] for e in events(client, user="root")) == "model.created"
     assert {e[1] for e in events(client, user="alice")} >= {"run.deleted", "dataset.deleted"}
 
 
