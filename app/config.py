@@ -132,7 +132,8 @@ class Settings(BaseSettings):
     )
     rate_limit: str = Field(
         "",
-        description="Requests per API key (per client address without a key) to /api/ and "
+        description="Requests per API key (per client address without a key or with auth "
+        "off) to /api/ and "
         "/serve/, e.g. '20/second' or '600/minute' (several: '20/second;600/minute'); "
         "more get a 429 with Retry-After. Empty = no limit.",
     )

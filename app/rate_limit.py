@@ -4,7 +4,8 @@ A pure ASGI middleware in front of everything else of the API, so a refused requ
 costs no key lookup, no body read and no database query. The counting is the
 ``limits`` library's moving window (exact: at most N requests in any window of the
 given length), keyed by a SHA-256 of the ``Authorization`` header (the key itself is
-not kept), or by the client's address for requests without one. ``/healthz``,
+not kept), or by the client's address for requests without one and whenever auth is
+off (a header then proves nothing: anyone could send a new one per request). ``/healthz``,
 ``/readyz``, ``/metrics``, the dashboard's pages and static files are never limited.
 
 The counters live in ``ANNLAB_RATE_LIMIT_STORAGE``: ``memory://`` (the default) is
@@ -40,9 +41,10 @@ def async_storage_uri(uri: str) -> str:
     return uri if uri.startswith("async+") else f"async+{uri}"
 
 
-def caller_key(scope: Scope) -> str:
-    """Who is counted: the presented credentials (hashed), else the client address."""
-    for name, value in scope.get("headers", ()):
+def caller_key(scope: Scope, *, by_key: bool = True) -> str:
+    """Who is counted: the presented credentials (hashed, with ``by_key``), else the
+    client address."""
+    for name, value in scope.get("headers", ()) if by_key else ():
         if name == b"authorization" and value.strip():
             return "key:" + hashlib.sha256(value.strip()).hexdigest()[:32]
     client = scope.get("client")
@@ -59,8 +61,11 @@ def describe(item: RateLimitItem) -> str:
 
 
 class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, rates: str, storage_uri: str = "memory://") -> None:
+    def __init__(
+        self, app: ASGIApp, *, rates: str, storage_uri: str = "memory://", by_key: bool = True
+    ) -> None:
         self.app = app
+        self.by_key = by_key
         self.items = parse_many(rates)
         options = {"implementation": "redispy"} if "redis" in storage_uri else {}
         storage = storage_from_string(async_storage_uri(storage_uri), **options)
@@ -70,17 +75,19 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or not is_limited(scope["path"]):
             await self.app(scope, receive, send)
             return
-        key = caller_key(scope)
+        key = caller_key(scope, by_key=self.by_key)
         for item in self.items:
             if not await self.limiter.hit(item, key):
                 stats = await self.limiter.get_window_stats(item, key)
-                await self._refuse(scope, send, item, stats.reset_time)
+                await self._refuse(scope, send, item, stats.reset_time, key)
                 return
         await self.app(scope, receive, send)
 
-    async def _refuse(self, scope: Scope, send: Send, item: RateLimitItem, reset: float) -> None:
+    async def _refuse(
+        self, scope: Scope, send: Send, item: RateLimitItem, reset: float, key: str
+    ) -> None:
         retry = max(1, math.ceil(reset - time.time()))
-        who = "API key" if caller_key(scope).startswith("key:") else "client address"
+        who = "API key" if key.startswith("key:") else "client address"
         body = orjson.dumps(
             {
                 "detail": f"too many requests: the limit is {describe(item)} per {who} "

@@ -58,6 +58,18 @@ def test_health_checks_metrics_and_pages_are_never_limited(
             assert client.get(path).status_code == 200, path
 
 
+def test_with_auth_off_a_made_up_header_buys_no_new_budget(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(executor="none", rate_limit=RATE)
+    for n in range(3):
+        assert (
+            client.get(f"{API}/runs", headers={"Authorization": f"Bearer {n}"}).status_code == 200
+        )
+    limited = client.get(f"{API}/runs", headers={"Authorization": "Bearer another"})
+    assert_limited(limited, who="client address")
+
+
 def test_mlflow_serving_routes_are_limited_too(make_client: Callable[..., TestClient]) -> None:
     client = make_client(executor="none", rate_limit=RATE)
     codes = [client.get("/serve/nosuch/1/ping").status_code for _ in range(3)]
@@ -125,8 +137,8 @@ def test_replicas_pointed_at_one_redis_share_the_budget(
         rate_limit_storage=redis_url,
         data_dir=tmp_path / "other",
     )
-    headers = {"Authorization": "Bearer annlab_shared"}  # the same key (auth off: never read)
-    assert first.get(f"{API}/runs", headers=headers).status_code == 200
-    assert second.get(f"{API}/runs", headers=headers).status_code == 200
-    assert first.get(f"{API}/runs", headers=headers).status_code == 200
-    assert_limited(second.get(f"{API}/runs", headers=headers))
+    # auth off: counted by address, the TestClient's "testclient" for both
+    assert first.get(f"{API}/runs").status_code == 200
+    assert second.get(f"{API}/runs").status_code == 200
+    assert first.get(f"{API}/runs").status_code == 200
+    assert_limited(second.get(f"{API}/runs"), who="client address")
