@@ -77,8 +77,10 @@ def _wait_succeeded(user: As, run_id: str) -> dict[str, Any]:
     return wait(look, timeout=30, message=f"run {run_id} finished")
 
 
-def test_a_refused_action_leaves_no_event(make_client: Callable[..., TestClient]) -> None:
-    client = make_client(executor="none", max_queued_runs=1)
+def test_a_refused_action_leaves_no_event(
+    make_client: Callable[..., TestClient], database_url: str
+) -> None:
+    client = make_client(executor="none", max_queued_runs=1, database_url=database_url)
     assert client.post(f"{API}/runs", json=TINY).status_code == 202
     assert client.post(f"{API}/runs", json=TINY).status_code == 429  # queue full
     assert client.post(f"{API}/runs", json={**TINY, "dataset": "nosuch"}).status_code == 404

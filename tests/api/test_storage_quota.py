@@ -59,9 +59,11 @@ def figures(detail: str) -> dict[str, int]:
 
 
 def test_an_upload_past_the_limit_is_a_422_naming_it_with_used_and_limit(
-    make_client: Callable[..., TestClient],
+    make_client: Callable[..., TestClient], database_url: str
 ) -> None:
-    client = make_client(executor="none", max_storage_bytes_per_user=20_000)
+    client = make_client(
+        executor="none", max_storage_bytes_per_user=20_000, database_url=database_url
+    )
     assert client.post(f"{API}/datasets", json=upload(20)).status_code == 201
     used = stored(client).used
     assert 0 < used < 20_000
@@ -82,9 +84,11 @@ def test_without_the_setting_there_is_no_limit(make_client: Callable[..., TestCl
 
 
 def test_queued_runs_reserve_their_estimate_until_they_end(
-    make_client: Callable[..., TestClient],
+    make_client: Callable[..., TestClient], database_url: str
 ) -> None:
-    client = make_client(executor="none", max_storage_bytes_per_user=10**9)
+    client = make_client(
+        executor="none", max_storage_bytes_per_user=10**9, database_url=database_url
+    )
     first = submit(client, XOR)["id"]
     estimate = estimate_of(client, first)
     assert stored(client).reserved == estimate  # nothing stored yet: all of it reserved
