@@ -232,7 +232,7 @@ def create_user(
     from sqlalchemy.exc import IntegrityError
 
     from app.db.users import UserError
-    from app.db.users import create_user as store_user
+    from app.services.users import create_user as store_user
 
     try:
         with _database(data_dir, create=create) as session:
@@ -286,7 +286,7 @@ def revoke_user(
 
     Their datasets and runs stay (admins still see them); the name stays taken."""
     from app.db.users import UserError
-    from app.db.users import revoke_user as store_revoke
+    from app.services.users import revoke_user as store_revoke
 
     try:
         with _database(data_dir) as session:
@@ -308,7 +308,7 @@ def rotate_key(
 ) -> None:
     """Give a user a new API key (printed alone on stdout); the old key stops at once."""
     from app.db.users import UserError
-    from app.db.users import rotate_key as store_rotate
+    from app.services.users import rotate_key as store_rotate
 
     try:
         with _database(data_dir) as session:
@@ -337,7 +337,7 @@ def delete_user(
     import time
 
     from app.db.users import UserError
-    from app.db.users import delete_user as store_delete
+    from app.services.users import delete_user as store_delete
 
     deadline = time.monotonic() + wait
     while True:
@@ -368,6 +368,9 @@ register_client_commands(cli)  # submit, follow, runs, show, ..., experiment, mo
 from app.cli_db import register as register_db_commands  # noqa: E402
 
 register_db_commands(cli)  # db current | upgrade | downgrade, backup, restore
+from app.cli_audit import register as register_audit_command  # noqa: E402
+
+register_audit_command(cli)  # audit [--user NAME] [--since WHEN] [--limit N]
 
 
 def main() -> None:

@@ -106,6 +106,7 @@ def backup(
 
     SQLite only (its online backup API); for PostgreSQL the pg_dump line is printed."""
     from app.db.backup import BackupError, backup_sqlite, pg_dump_command, sqlite_path
+    from app.services.audit import record_in_database
 
     settings = Settings(data_dir=data_dir) if data_dir is not None else Settings()
     url = settings.resolved_database_url
@@ -121,6 +122,10 @@ def backup(
     except BackupError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from None
+    # After the copy, in the live database (the backup itself does not list itself).
+    record_in_database(
+        url, action="backup.taken", target=str(file.resolve()), detail={"migration": revision}
+    )
     typer.echo(
         f"backed up {database} to {file} ({file.stat().st_size} bytes, migration {revision})"
     )
@@ -138,6 +143,7 @@ def restore(
     Refuses to replace a database holding data unless --force. On its next start the
     server migrates an older backup to head and requeues runs that were running."""
     from app.db.backup import BackupError, restore_sqlite, sqlite_path
+    from app.services.audit import record_in_database
 
     settings = Settings(data_dir=data_dir) if data_dir is not None else Settings()
     try:
@@ -151,6 +157,14 @@ def restore(
     except BackupError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from None
+    # In the restored database, when its schema has the audit table (a backup older
+    # than migration 0007 gets it from the server's upgrade at the next start).
+    record_in_database(
+        settings.resolved_database_url,
+        action="backup.restored",
+        target=str(file.resolve()),
+        detail={"migration": revision, "force": force},
+    )
     typer.echo(f"restored {file} into {database} (migration {revision})")
 
 

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The executors ``app.jobs.registry`` builds (a new backend adds its name here).
@@ -122,6 +122,26 @@ class Settings(BaseSettings):
         description="Bytes of snapshots one run may keep (snapshots × parameters × dtype "
         'size): "log" snapshots are thinned to fit, an explicit list over it is a 422.',
     )
+    max_storage_bytes_per_user: int = Field(
+        0,
+        ge=0,
+        description="Bytes one user's uploaded datasets and runs' weights, snapshots and "
+        "checkpoints may take; 0 = no limit. An upload or a submission that would pass it "
+        "is a 422; a submitted run reserves its estimated size until it ends, so a run "
+        "accepted is never stopped for it mid-training.",
+    )
+    rate_limit: str = Field(
+        "",
+        description="Requests per API key (per client address without a key or with auth "
+        "off) to /api/ and "
+        "/serve/, e.g. '20/second' or '600/minute' (several: '20/second;600/minute'); "
+        "more get a 429 with Retry-After. Empty = no limit.",
+    )
+    rate_limit_storage: str = Field(
+        "memory://",
+        description="Where the rate limit's counters live: memory:// (this process; each "
+        "API replica counts on its own) or a redis://… URL shared by every replica.",
+    )
     plot_executor: Literal["process", "thread"] = Field(
         "process",
         description="Where plots are rendered: a process pool (production: renders never "
@@ -137,6 +157,22 @@ class Settings(BaseSettings):
         description="Optimizer steps of one trajectories request in all (steps × optimizers): "
         "the default, 5 optimizers × 10,000 steps, answers within about a second here.",
     )
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _known_rate(cls, value: str) -> str:
+        """A typo in ANNLAB_RATE_LIMIT refuses to start rather than leaving the API open."""
+        if value.strip():
+            from limits import parse_many
+
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(
+                    f"ANNLAB_RATE_LIMIT={value!r} is not a rate: write e.g. '20/second', "
+                    "'600/minute' or '20/second;600/minute'"
+                ) from None
+        return value.strip()
 
     @property
     def resolved_max_running_runs_per_user(self) -> int:

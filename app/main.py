@@ -22,6 +22,7 @@ from app.db.users import ensure_local_user
 from app.http import BodyLimitMiddleware, install_error_handlers
 from app.jobs.registry import make_executor
 from app.metrics import install_metrics
+from app.rate_limit import RateLimitMiddleware
 from app.run_schemas import PredictRecordsRequest
 from app.schemas import PredictRequest
 from app.services.plot_pool import PlotRenderer
@@ -41,7 +42,8 @@ Errors are `{"detail": ...}` with the status saying what kind: 400 malformed,
 401 no valid API key (only when the server runs with `ANNLAB_AUTH=on`), 403 a
 built-in dataset cannot be deleted, 404 unknown id (also another user's data),
 409 wrong state, 413 body too large, 422 invalid values or over a limit (the
-message names the `ANNLAB_` setting that raises it), 429 too many queued runs,
+message names the `ANNLAB_` setting that raises it), 429 too many queued runs or
+too many requests (`ANNLAB_RATE_LIMIT`; `Retry-After` says when to retry),
 503 not ready.
 
 With `ANNLAB_AUTH=on` every `/api/v1` call needs `Authorization: Bearer KEY`
@@ -87,6 +89,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(HeadAsGetMiddleware)
+    if settings.rate_limit:  # before the body limit, the key lookup and the routes
+        app.add_middleware(
+            RateLimitMiddleware,
+            rates=settings.rate_limit,
+            storage_uri=settings.rate_limit_storage,
+            by_key=settings.auth,  # with auth off a header proves nothing: by address
+        )
     if settings.metrics:
         install_metrics(app)  # GET /metrics and the HTTP middleware (outermost)
     install_error_handlers(app)

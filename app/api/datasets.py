@@ -29,6 +29,7 @@ from app.schemas import (
     problem,
 )
 from app.services import datasets as dataset_service
+from app.services.auth import Caller
 from core.data import Dataset
 from core.dataset_export import dataset_to_csv, dataset_to_json
 from core.errors import DatasetError
@@ -147,7 +148,7 @@ async def create_dataset(request: Request, user: CurrentUser, settings: Settings
         )
     dataset, data = parsed
     return await run_in_threadpool(
-        _store, request.app.state.session_factory, user.owner_id, dataset, data
+        _store, request.app.state.session_factory, user, dataset, data, settings
     )
 
 
@@ -166,11 +167,11 @@ def parse_form_upload(
 
 
 def _store(
-    factory: sessionmaker[Session], owner_id: str, dataset: Dataset, data: bytes
+    factory: sessionmaker[Session], owner: Caller, dataset: Dataset, data: bytes, settings: Settings
 ) -> DatasetOut:
     with write_session(factory) as session:
         return dataset_service.create_dataset(
-            session=session, owner_id=owner_id, dataset=dataset, data=data
+            session=session, owner=owner, dataset=dataset, data=data, settings=settings
         )
 
 
@@ -266,9 +267,7 @@ def delete_dataset(
         bool, Query(description="Delete it although finished runs refer to it.")
     ] = False,
 ) -> Response:
-    dataset_service.delete_dataset(
-        session=session, dataset_id=dataset_id, owner_id=user.scope, force=force
-    )
+    dataset_service.delete_dataset(session=session, dataset_id=dataset_id, actor=user, force=force)
     return Response(status_code=204)
 
 

@@ -152,8 +152,10 @@ def get_metrics(row: ValidExperiment, session: SessionDep) -> ExperimentMetrics:
     responses={**NOT_FOUND, 409: problem("Every run of the experiment already finished.")},
     summary="Cancel every run that has not finished",
 )
-def cancel_experiment(row: ValidExperiment, session: SessionDep) -> ExperimentOut:
-    return experiment_out(session, service.cancel_experiment(session=session, row=row))
+def cancel_experiment(
+    row: ValidExperiment, session: SessionDep, user: CurrentUser
+) -> ExperimentOut:
+    return experiment_out(session, service.cancel_experiment(session=session, row=row, actor=user))
 
 
 @router.delete(
@@ -162,8 +164,10 @@ def cancel_experiment(row: ValidExperiment, session: SessionDep) -> ExperimentOu
     responses={**NOT_FOUND, 409: problem("A model version refers to one of its runs.")},
     summary="Delete an experiment and its runs",
 )
-def delete_experiment(row: ValidExperiment, session: SessionDep, cache: ModelCacheDep) -> Response:
-    service.delete_experiment(session=session, row=row, cache=cache)
+def delete_experiment(
+    row: ValidExperiment, session: SessionDep, cache: ModelCacheDep, user: CurrentUser
+) -> Response:
+    service.delete_experiment(session=session, row=row, cache=cache, actor=user)
     return Response(status_code=204)
 
 

@@ -74,7 +74,7 @@ def _out(session: SessionDep, model: ModelRow) -> ModelOut:
 def create_model(body: ModelIn, session: SessionDep, user: CurrentUser) -> ModelOut:
     """Names match `^[a-z0-9][a-z0-9._-]{0,63}$` and are unique on the server."""
     row = registry.create_model(
-        session=session, owner_id=user.owner_id, name=body.name, description=body.description
+        session=session, owner=user, name=body.name, description=body.description
     )
     return _out(session, row)
 
@@ -100,8 +100,10 @@ def get_model(model: ValidModel, session: SessionDep) -> ModelOut:
 @router.delete(
     "/{name}", status_code=204, responses=NOT_FOUND, summary="Delete a model (its runs stay)"
 )
-def delete_model(model: ValidModel, session: SessionDep, resolutions: ResolutionsDep) -> Response:
-    registry.delete_model(session=session, model=model, resolutions=resolutions)
+def delete_model(
+    model: ValidModel, session: SessionDep, resolutions: ResolutionsDep, user: CurrentUser
+) -> Response:
+    registry.delete_model(session=session, model=model, resolutions=resolutions, actor=user)
     return Response(status_code=204)
 
 
@@ -126,7 +128,9 @@ def add_version(
     run = run_store.get_run(session=session, run_id=body.run_id, owner_id=user.scope)
     if run is None:
         raise NotFound(f"run {body.run_id!r} not found")
-    row = registry.add_version(session=session, cache=cache, model=model, run=run, epoch=body.epoch)
+    row = registry.add_version(
+        session=session, cache=cache, model=model, run=run, epoch=body.epoch, actor=user
+    )
     return VersionOut.model_validate(registry.version_document(row))
 
 
@@ -157,9 +161,15 @@ def set_alias(
     model: ValidModel,
     session: SessionDep,
     resolutions: ResolutionsDep,
+    user: CurrentUser,
 ) -> ModelOut:
     registry.set_alias(
-        session=session, model=model, alias=alias, version=body.version, resolutions=resolutions
+        session=session,
+        model=model,
+        alias=alias,
+        version=body.version,
+        resolutions=resolutions,
+        actor=user,
     )
     return _out(session, model)
 
@@ -168,9 +178,15 @@ def set_alias(
     "/{name}/aliases/{alias}", status_code=204, responses=NOT_FOUND, summary="Delete an alias"
 )
 def delete_alias(
-    alias: ALIAS, model: ValidModel, session: SessionDep, resolutions: ResolutionsDep
+    alias: ALIAS,
+    model: ValidModel,
+    session: SessionDep,
+    resolutions: ResolutionsDep,
+    user: CurrentUser,
 ) -> Response:
-    registry.delete_alias(session=session, model=model, alias=alias, resolutions=resolutions)
+    registry.delete_alias(
+        session=session, model=model, alias=alias, resolutions=resolutions, actor=user
+    )
     return Response(status_code=204)
 
 

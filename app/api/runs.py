@@ -185,8 +185,8 @@ def patch_run(run: ValidRun, session: SessionDep, patch: RunPatch) -> RunOut:
     "`stop_reason` `stopped` and its model (the best epoch's weights with `restore_best`). "
     "A queued run has nothing to keep and is cancelled. `cancel` throws the model away.",
 )
-def stop_run(run: ValidRun, session: SessionDep) -> RunOut:
-    return RunOut.from_row(run_service.stop_run(session=session, run=run))
+def stop_run(run: ValidRun, session: SessionDep, user: CurrentUser) -> RunOut:
+    return RunOut.from_row(run_service.stop_run(session=session, run=run, actor=user))
 
 
 @router.post(
@@ -196,8 +196,8 @@ def stop_run(run: ValidRun, session: SessionDep) -> RunOut:
     responses={**NOT_FOUND, 409: problem("The run already finished.")},
     summary="Cancel a queued or running run",
 )
-def cancel_run(run: ValidRun, session: SessionDep) -> RunOut:
-    return RunOut.from_row(run_service.cancel_run(session=session, run=run))
+def cancel_run(run: ValidRun, session: SessionDep, user: CurrentUser) -> RunOut:
+    return RunOut.from_row(run_service.cancel_run(session=session, run=run, actor=user))
 
 
 @router.delete(
@@ -206,6 +206,8 @@ def cancel_run(run: ValidRun, session: SessionDep) -> RunOut:
     responses=NOT_FOUND,
     summary="Delete a run (a running run is cancelled first)",
 )
-def delete_run(run: ValidRun, session: SessionDep, cache: ModelCacheDep) -> Response:
-    run_service.delete_run(session=session, run=run, cache=cache)
+def delete_run(
+    run: ValidRun, session: SessionDep, cache: ModelCacheDep, user: CurrentUser
+) -> Response:
+    run_service.delete_run(session=session, run=run, cache=cache, actor=user)
     return Response(status_code=204)

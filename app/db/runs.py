@@ -63,6 +63,7 @@ def create_run(
     request_hash: str | None = None,
     tags: dict[str, str] | None = None,
     experiment_id: str | None = None,
+    storage_estimate: int | None = None,
 ) -> RunRow:
     row = RunRow(
         id=new_run_id(),
@@ -83,6 +84,7 @@ def create_run(
         request_hash=request_hash,
         tags=dict(tags or {}),
         experiment_id=experiment_id,
+        storage_estimate=storage_estimate,
     )
     session.add(row)
     session.flush()

@@ -142,6 +142,10 @@ class RunRow(Base):
     best_val_accuracy: Mapped[float | None] = mapped_column(Float)
     #: Seconds from the first start to the end, set when the run finishes.
     duration_seconds: Mapped[float | None] = mapped_column(Float)
+    #: Bytes the run's weights, snapshots and checkpoint may take, estimated at
+    #: submission (``app.services.storage``): reserved against the owner's
+    #: ANNLAB_MAX_STORAGE_BYTES_PER_USER while the run is queued or running.
+    storage_estimate: Mapped[int | None] = mapped_column(BigInteger)
     owner: Mapped[User] = relationship(lazy="joined", innerjoin=True)
 
 
@@ -263,3 +267,24 @@ class IdempotencyTombstoneRow(Base):
     run_id: Mapped[str] = mapped_column(String(40))
     #: when the key was first used (the deleted run's ``created_at``)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditRow(Base):
+    """One user or admin action (``app.services.audit``), written in the transaction of
+    the action itself, so the table never lists what did not happen. Names, not
+    foreign keys: the row outlives the user and the run it names."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Who did it: a user's name, or ``cli`` for an admin command on the server's machine.
+    actor: Mapped[str] = mapped_column(String(200), index=True)
+    #: ``user.created``, ``run.submitted``, ``dataset.deleted``, ``backup.taken``, …
+    action: Mapped[str] = mapped_column(String(40))
+    #: The user whose account or data the action concerns (None: nobody's).
+    subject: Mapped[str | None] = mapped_column(String(200), index=True)
+    #: What was acted on: a run or dataset id, a model name, a file.
+    target: Mapped[str | None] = mapped_column(String(1000))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)

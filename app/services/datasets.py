@@ -12,8 +12,11 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.db import datasets as dataset_store
 from app.db import runs as run_store
+from app.db import users as user_store
 from app.errors import Conflict, Forbidden, LimitExceeded, NotFound, limit_message
 from app.schemas import DatasetOut
+from app.services import audit, storage
+from app.services.auth import Caller
 from core.data import Dataset
 from core.datasets import BUILTIN_DATASETS, load_builtin
 from core.loaders import dataset_to_npz_bytes
@@ -122,24 +125,36 @@ def encode_dataset(dataset: Dataset, settings: Settings) -> bytes:
     return data
 
 
-def create_dataset(*, session: Session, owner_id: str, dataset: Dataset, data: bytes) -> DatasetOut:
-    """Store an encoded upload (``encode_dataset``) for ``owner_id``: one short write; commits."""
+def create_dataset(
+    *, session: Session, owner: Caller, dataset: Dataset, data: bytes, settings: Settings
+) -> DatasetOut:
+    """Store an encoded upload (``encode_dataset``) for ``owner``: one short write; commits.
+    422 when it would take the owner past ``ANNLAB_MAX_STORAGE_BYTES_PER_USER``."""
+    storage.check_upload(session=session, owner=owner, settings=settings, n_bytes=len(data))
     row = dataset_store.create_dataset(
-        session=session, owner_id=owner_id, dataset=dataset, data=data
+        session=session, owner_id=owner.owner_id, dataset=dataset, data=data
+    )
+    audit.record(
+        session=session,
+        actor=owner,
+        action="dataset.uploaded",
+        subject=owner.name,
+        target=row.id,
+        detail={"name": row.name, "bytes": len(data)},
     )
     session.commit()
     return DatasetOut.from_row(row)
 
 
 def delete_dataset(
-    *, session: Session, dataset_id: str, owner_id: str | None, force: bool = False
+    *, session: Session, dataset_id: str, actor: Caller, force: bool = False
 ) -> None:
     """Delete an upload: 403 built-in, 404 unknown, 409 while a queued or running run
     uses it, and 409 (naming how many) when finished runs refer to it unless ``force``
     (they keep their models: serving reads only the stored weights); commits."""
     if is_builtin(dataset_id):
         raise Forbidden(f"{dataset_id!r} is a built-in dataset and cannot be deleted")
-    row = dataset_store.get_dataset(session=session, dataset_id=dataset_id, owner_id=owner_id)
+    row = dataset_store.get_dataset(session=session, dataset_id=dataset_id, owner_id=actor.scope)
     if row is None:
         raise _not_found(dataset_id)
     if dataset_store.is_in_use(session=session, dataset_id=dataset_id):
@@ -151,5 +166,14 @@ def delete_dataset(
             "delete it anyway (the runs keep their models; evaluating them on their own "
             "validation rows will no longer work)"
         )
+    owner = user_store.get_user(session=session, user_id=row.owner_id)
+    audit.record(
+        session=session,
+        actor=actor,
+        action="dataset.deleted",
+        subject=owner.name if owner is not None else row.owner_id,
+        target=dataset_id,
+        detail={"name": row.name, "runs_using_it": used_by},
+    )
     dataset_store.delete_dataset(session=session, dataset_id=dataset_id)
     session.commit()

@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.db import experiments as store
 from app.db import runs as run_store
+from app.db import users as user_store
 from app.db.tables import ExperimentRow, RunRow, utcnow
 from app.errors import AppError, Conflict, LimitExceeded, NotFound, limit_message
 from app.jobs.base import Executor
-from app.services import registry
+from app.services import audit, registry, storage
 from app.services import runs as run_service
 from app.services.auth import Caller
 from app.services.serving import ModelCache
@@ -85,6 +86,12 @@ def create_experiment(
     run_service.check_queue_quota(
         session=session, owner_id=caller.owner_id, settings=settings, adding=count
     )
+    storage.check_submission(
+        session=session,
+        owner=caller,
+        settings=settings,
+        runs=[ready.storage_estimate for ready in prepared],
+    )
     experiment = store.create_experiment(
         session=session,
         experiment_id=store.new_experiment_id(),
@@ -106,6 +113,14 @@ def create_experiment(
         pairs.append([run.id, point.params])
         run_ids.append(run.id)
     experiment.points = pairs
+    audit.record(
+        session=session,
+        actor=caller,
+        action="experiment.submitted",
+        subject=caller.name,
+        target=experiment.id,
+        detail={"name": name, "runs": run_ids},
+    )
     session.commit()
     for run_id in run_ids:
         executor.notify(run_id)
@@ -180,7 +195,7 @@ def status_of(row: ExperimentRow, statuses: list[RunStatus]) -> str:
     return "running"
 
 
-def cancel_experiment(*, session: Session, row: ExperimentRow) -> ExperimentRow:
+def cancel_experiment(*, session: Session, row: ExperimentRow, actor: Caller) -> ExperimentRow:
     """Cancel every run not finished yet; 409 when all have. Commits."""
     runs = store.runs_of(session=session, experiment_id=row.id)
     pending = [run for run in runs if run.status not in TERMINAL_STATUSES]
@@ -190,6 +205,14 @@ def cancel_experiment(*, session: Session, row: ExperimentRow) -> ExperimentRow:
         if not run_store.cancel_queued(session=session, run_id=run.id):
             run_store.request_cancel(session=session, run_id=run.id)
     row.cancelled_at = utcnow()
+    audit.record(
+        session=session,
+        actor=actor,
+        action="experiment.cancelled",
+        subject=_owner_name(session=session, owner_id=row.owner_id),
+        target=row.id,
+        detail={"runs": [run.id for run in pending]},
+    )
     session.commit()
     session.expire_all()
     return row
@@ -200,6 +223,7 @@ def delete_experiment(
     session: Session,
     row: ExperimentRow,
     cache: ModelCache,
+    actor: Caller,
     wait_seconds: float = run_service.DELETE_WAIT_SECONDS,
 ) -> None:
     """Delete the experiment and its runs (running ones cancelled first); 409 naming
@@ -217,6 +241,14 @@ def delete_experiment(
         _wait_stopped(session=session, run_ids=run_ids, timeout=wait_seconds)
     for run_id in run_ids:
         run_store.delete_run(session=session, run_id=run_id)
+    audit.record(
+        session=session,
+        actor=actor,
+        action="experiment.deleted",
+        subject=_owner_name(session=session, owner_id=row.owner_id),
+        target=row.id,
+        detail={"runs": run_ids},
+    )
     store.delete_experiment(session=session, experiment_id=row.id)
     session.commit()
     for run_id in run_ids:
@@ -235,3 +267,8 @@ def _wait_stopped(*, session: Session, run_ids: list[str], timeout: float) -> No
         if not running or time.monotonic() >= deadline:
             return
         time.sleep(run_service.STOP_POLL_SECONDS)
+
+
+def _owner_name(*, session: Session, owner_id: str) -> str:
+    owner = user_store.get_user(session=session, user_id=owner_id)
+    return owner.name if owner is not None else owner_id

@@ -23,10 +23,12 @@ from sqlalchemy.orm import Session
 
 from app.db import registry as store
 from app.db import runs as run_store
+from app.db import users as user_store
 from app.db.tables import ModelRow, ModelVersionRow, RunRow
 from app.errors import Conflict, NotFound, Unprocessable
 from app.schemas_registry import MODEL_NAME_PATTERN
-from app.services import datasets, serving
+from app.services import audit, datasets, serving
+from app.services.auth import Caller
 from app.services.serving import ModelCache, ModelKey
 from core.stopping import RunStatus
 
@@ -94,16 +96,32 @@ def check_alias(alias: str) -> None:
         )
 
 
+def _record(
+    *, session: Session, actor: Caller, action: str, model: ModelRow, **detail: Any
+) -> None:
+    """The audit event of a change to ``model`` (its owner is the subject)."""
+    owner = user_store.get_user(session=session, user_id=model.owner_id)
+    audit.record(
+        session=session,
+        actor=actor,
+        action=action,
+        subject=owner.name if owner is not None else model.owner_id,
+        target=model.name,
+        detail=detail or None,
+    )
+
+
 def create_model(
-    *, session: Session, owner_id: str, name: str, description: str | None
+    *, session: Session, owner: Caller, name: str, description: str | None
 ) -> ModelRow:
     """201; 409 when the name is taken. Commits."""
     if store.find_model(session=session, name=name) is not None:
         raise Conflict(f"a model named {name!r} already exists")
     try:
         row = store.create_model(
-            session=session, owner_id=owner_id, name=name, description=description
+            session=session, owner_id=owner.owner_id, name=name, description=description
         )
+        _record(session=session, actor=owner, action="model.created", model=row)
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -119,16 +137,25 @@ def get_model(*, session: Session, name: str, scope: str | None) -> ModelRow:
     return row
 
 
-def delete_model(*, session: Session, model: ModelRow, resolutions: Resolutions) -> None:
+def delete_model(
+    *, session: Session, model: ModelRow, resolutions: Resolutions, actor: Caller
+) -> None:
     """The model, its versions and aliases; the runs stay. Commits."""
     resolutions.forget(model.name)
+    _record(session=session, actor=actor, action="model.deleted", model=model)
     store.delete_model(session=session, model_id=model.id)
     session.commit()
     resolutions.forget(model.name)
 
 
 def add_version(
-    *, session: Session, cache: ModelCache, model: ModelRow, run: RunRow, epoch: int | None
+    *,
+    session: Session,
+    cache: ModelCache,
+    model: ModelRow,
+    run: RunRow,
+    epoch: int | None,
+    actor: Caller,
 ) -> ModelVersionRow:
     """A new version from a succeeded run's final model, or from its snapshot at
     ``epoch`` (any status); 409 otherwise (404 listing the epochs for no snapshot
@@ -143,6 +170,15 @@ def add_version(
         run_id=run.id,
         epoch=epoch,
         metrics=_metrics_at(session=session, run_id=run.id, epoch=at),
+    )
+    _record(
+        session=session,
+        actor=actor,
+        action="model.version_registered",
+        model=model,
+        version=row.version,
+        run_id=run.id,
+        epoch=epoch,
     )
     session.commit()
     return row
@@ -164,22 +200,39 @@ def get_version(*, session: Session, model: ModelRow, version: int) -> ModelVers
 
 
 def set_alias(
-    *, session: Session, model: ModelRow, alias: str, version: int, resolutions: Resolutions
+    *,
+    session: Session,
+    model: ModelRow,
+    alias: str,
+    version: int,
+    resolutions: Resolutions,
+    actor: Caller,
 ) -> None:
     """Point ``alias`` at ``version`` (404 for no such version). Commits; the next
     request by this alias uses the new version."""
     check_alias(alias)
     get_version(session=session, model=model, version=version)
+    before = store.alias_version(session=session, model_id=model.id, alias=alias)
     store.set_alias(session=session, model_id=model.id, alias=alias, version=version)
+    _record(
+        session=session,
+        actor=actor,
+        action="model.alias_set",
+        model=model,
+        alias=alias,
+        version=version,
+        previous=before,
+    )
     session.commit()
     resolutions.forget(model.name)
 
 
 def delete_alias(
-    *, session: Session, model: ModelRow, alias: str, resolutions: Resolutions
+    *, session: Session, model: ModelRow, alias: str, resolutions: Resolutions, actor: Caller
 ) -> None:
     if not store.delete_alias(session=session, model_id=model.id, alias=alias):
         raise NotFound(f"model {model.name!r} has no alias {alias!r}")
+    _record(session=session, actor=actor, action="model.alias_deleted", model=model, alias=alias)
     session.commit()
     resolutions.forget(model.name)
 

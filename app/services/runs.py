@@ -27,7 +27,7 @@ from app.db.tables import RunRow
 from app.errors import Conflict, NotFound, TooMany, Unprocessable
 from app.jobs.base import Executor
 from app.limits import check_spec_limits
-from app.services import datasets, registry
+from app.services import audit, datasets, registry, storage
 from app.services.auth import Caller
 from app.services.number_checks import check_numbers_fit
 from app.services.serving import ModelCache
@@ -79,6 +79,8 @@ class PreparedRun:
 
     spec: RunSpec  # normalised
     n_parameters: int
+    #: Bytes its weights, snapshots and checkpoint may take (``storage.estimate_run``).
+    storage_estimate: int
 
 
 def request_hash(spec: RunSpec) -> str:
@@ -101,8 +103,17 @@ def prepare_run(
     check_numbers_fit(session=session, spec=normalised, owner_id=caller.scope)  # 422 at the door
     n_parameters = check_spec_limits(normalised, n_features=shape.n_features, settings=settings)
     # an explicit snapshot list over ANNLAB_MAX_SNAPSHOT_BYTES: a 422 now, not a failed run
-    plan_snapshots(normalised, n_parameters=n_parameters, max_bytes=settings.max_snapshot_bytes)
-    return PreparedRun(spec=normalised, n_parameters=n_parameters)
+    plan = plan_snapshots(
+        normalised, n_parameters=n_parameters, max_bytes=settings.max_snapshot_bytes
+    )
+    estimate = storage.estimate_run(
+        normalised,
+        n_parameters=n_parameters,
+        n_snapshots=plan.max_count,
+        n_samples=shape.n_samples,
+        names=storage.dataset_names(session=session, dataset_id=spec.dataset, scope=caller.scope),
+    )
+    return PreparedRun(spec=normalised, n_parameters=n_parameters, storage_estimate=estimate)
 
 
 def optimizer_label(optimizer: OptimizerSpec) -> str:
@@ -168,6 +179,7 @@ def insert_run(
         request_hash=request_hash,
         tags=dict(spec.tags),
         experiment_id=experiment_id,
+        storage_estimate=prepared.storage_estimate,
     )
 
 
@@ -213,6 +225,9 @@ def _submit_new(
 ) -> RunRow:
     prepared = prepare_run(session=session, spec=spec, caller=caller, settings=settings)
     check_queue_quota(session=session, owner_id=caller.owner_id, settings=settings)
+    storage.check_submission(
+        session=session, owner=caller, settings=settings, runs=[prepared.storage_estimate]
+    )
     run = insert_run(
         session=session,
         prepared=prepared,
@@ -220,6 +235,14 @@ def _submit_new(
         dataset_id=spec.dataset,
         idempotency_key=key,
         request_hash=hashed,
+    )
+    audit.record(
+        session=session,
+        actor=caller,
+        action="run.submitted",
+        subject=caller.name,
+        target=run.id,
+        detail={"dataset": spec.dataset, "name": run.name},
     )
     session.commit()
     return run
@@ -266,10 +289,11 @@ def _replay(existing: RunRow, hashed: str) -> Submission:
     return Submission(run=existing, replayed=True)
 
 
-def cancel_run(*, session: Session, run: RunRow) -> RunRow:
+def cancel_run(*, session: Session, run: RunRow, actor: Caller) -> RunRow:
     """Cancel a queued run at once, or ask a running run's worker to stop; 409 for a
     finished run. Commits; returns the run as stored."""
     run_id = run.id
+    owner = run.owner.name
     if run.status in TERMINAL_STATUSES:
         raise Conflict(f"run {run_id!r} already finished ({run.status})")
     changed = False
@@ -279,6 +303,10 @@ def cancel_run(*, session: Session, run: RunRow) -> RunRow:
         ) or run_store.request_cancel(session=session, run_id=run_id)
         if changed:
             break
+    if changed:
+        audit.record(
+            session=session, actor=actor, action="run.cancelled", subject=owner, target=run_id
+        )
     session.commit()
     # Read the run again: a DELETE may have removed it meanwhile (404, not a 500 from
     # refreshing a row that is gone), or a worker finished it (409).
@@ -290,7 +318,7 @@ def cancel_run(*, session: Session, run: RunRow) -> RunRow:
     return current
 
 
-def stop_run(*, session: Session, run: RunRow) -> RunRow:
+def stop_run(*, session: Session, run: RunRow, actor: Caller) -> RunRow:
     """Ask a running run's worker to end training at the next mini-batch boundary and
     keep the model (``succeeded``, ``stopped``). A queued run has nothing trained to
     keep: it is cancelled at once. 409 for a finished run. Commits."""
@@ -300,6 +328,9 @@ def stop_run(*, session: Session, run: RunRow) -> RunRow:
         session=session, run_id=run.id
     ):
         raise Conflict(f"run {run.id!r} already finished")
+    audit.record(
+        session=session, actor=actor, action="run.stopped", subject=run.owner.name, target=run.id
+    )
     session.commit()
     session.refresh(run)
     return run
@@ -316,12 +347,18 @@ def update_run(
 
 
 def delete_run(
-    *, session: Session, run: RunRow, cache: ModelCache, wait_seconds: float = DELETE_WAIT_SECONDS
+    *,
+    session: Session,
+    run: RunRow,
+    cache: ModelCache,
+    actor: Caller,
+    wait_seconds: float = DELETE_WAIT_SECONDS,
 ) -> None:
     """Delete a run and what belongs to it; a running run is cancelled first and its
     worker given ``wait_seconds`` to stop. Commits, then forgets its cached models.
     409 naming the model when a model version refers to the run."""
     run_id = run.id
+    owner = run.owner.name
     registry.protect_runs(session=session, run_ids=[run_id])
     if run.status == RunStatus.QUEUED:
         run_store.cancel_queued(session=session, run_id=run_id)
@@ -329,6 +366,7 @@ def delete_run(
         session.commit()
         _wait_until_stopped(session=session, run_id=run_id, timeout=wait_seconds)
     run_store.delete_run(session=session, run_id=run_id)
+    audit.record(session=session, actor=actor, action="run.deleted", subject=owner, target=run_id)
     session.commit()
     cache.evict(run_id)
 

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from app.db.engine import transaction, write_session
 from app.errors import NotFound
 from app.services import runs as run_service
+from app.services.auth import LOCAL_ADMIN
 from tests.support.specs import iris_spec, long_spec
 from tests.support.waiting import wait_for
 
@@ -149,7 +150,7 @@ def test_cancel_of_a_run_deleted_meanwhile_is_404_not_500(idle_client: TestClien
     with transaction(factory) as session:
         run_service.run_store.delete_run(session=session, run_id=run_id)
     with write_session(factory) as session, pytest.raises(NotFound):
-        run_service.cancel_run(session=session, run=run)
+        run_service.cancel_run(session=session, run=run, actor=LOCAL_ADMIN)
 
 
 def test_cancel_and_delete_racing_never_answer_500(idle_client: TestClient) -> None:

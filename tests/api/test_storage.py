@@ -55,7 +55,7 @@ def queue_run(factory: sessionmaker[Session], **values: Any) -> str:
 
 
 def test_the_migrations_build_exactly_the_models(engine: Engine) -> None:
-    assert is_at_head(engine) and head_revision() == "0006_idempotency_tombstones"
+    assert is_at_head(engine) and head_revision() == "0007_audit"
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": False})
         assert compare_metadata(context, Base.metadata) == []
