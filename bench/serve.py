@@ -4,6 +4,7 @@
     python -m bench.serve --quick          # 2 s per case, 1 and 8 clients
     python -m bench.serve --url http://127.0.0.1:8000   # an already running server
     python -m bench.serve --mlflow --quick # /invocations vs MLflow's server (bench.serve_mlflow)
+    python -m bench.serve --ports 19600-19699  # the server on a port of this range
 
 Starts ``annlab serve`` on a free 127.0.0.1 port with its SQLite database in a
 temporary directory and the default number of workers, trains an iris model
@@ -35,8 +36,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -90,10 +92,24 @@ def hundred_rows() -> list[list[float]]:
 # -------------------------------------------------------------------------- server
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+def free_port(ports: range | None = None) -> int:
+    """A free 127.0.0.1 port: the first free one of ``ports``, else one the OS picks."""
+    for port in ports or [0]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise RuntimeError(f"no free port in {ports}")
+
+
+def port_range(text: str | None) -> range | None:
+    """``"19600-19699"`` → that range (inclusive); None: ports the OS picks."""
+    if not text:
+        return None
+    low, _, high = text.partition("-")
+    return range(int(low), int(high or low) + 1)
 
 
 def serve_command(port: int) -> list[str]:
@@ -103,43 +119,27 @@ def serve_command(port: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def running_server(
-    data_dir: str,
-    log_path: str,
-    extra_env: dict[str, str] | None = None,
-    port: int | None = None,
-):
-    """``annlab serve`` on ``port`` (default: a free one); yields the base URL and the
-    server's pid; stops it (SIGINT, then kill)."""
-    port = port or free_port()
-    os.makedirs(data_dir, exist_ok=True)
-    env = dict(os.environ)
-    env.update({"ANNLAB_DATA_DIR": data_dir, **(extra_env or {})})
-    env.pop("ANNLAB_DATABASE_URL", None)
-    env.pop("ANNLAB_WORKERS", None)  # the default number of workers
+def background_server(
+    command: list[str], env: dict[str, str] | None, ready_url: str, log_path: str, timeout: float
+) -> Iterator[int]:
+    """A server process (its own session, output in ``log_path``) until ``ready_url``
+    answers 200 within ``timeout`` s; yields its pid; stops it (SIGINT, then kill)."""
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            serve_command(port),
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-    url = f"http://{HOST}:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited with {proc.returncode}; see {log_path}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(ready_url, timeout=1).status_code == 200:
                     break
-            except httpx.HTTPError:
-                pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"server not ready after 60 s; see {log_path}")
+                raise RuntimeError(f"server not ready after {timeout:.0f} s; see {log_path}")
             time.sleep(0.1)
-        yield url, proc.pid
+        yield proc.pid
     finally:
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -150,6 +150,25 @@ def running_server(
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def running_server(
+    data_dir: str,
+    log_path: str,
+    extra_env: dict[str, str] | None = None,
+    ports: range | None = None,
+) -> Iterator[tuple[str, int]]:
+    """``annlab serve`` on a free port (of ``ports``); yields the base URL and its pid."""
+    port = free_port(ports)
+    os.makedirs(data_dir, exist_ok=True)
+    env = dict(os.environ)
+    env.update({"ANNLAB_DATA_DIR": data_dir, **(extra_env or {})})
+    env.pop("ANNLAB_DATABASE_URL", None)
+    env.pop("ANNLAB_WORKERS", None)  # the default number of workers
+    url = f"http://{HOST}:{port}"
+    with background_server(serve_command(port), env, f"{url}/readyz", log_path, 60) as pid:
+        yield url, pid
 
 
 # ------------------------------------------------------------------------ API steps
@@ -414,6 +433,32 @@ def load(
     return result
 
 
+@dataclass(frozen=True)
+class Case:
+    """One load case: a name for the tables, and the request to repeat."""
+
+    name: str
+    url: str
+    path: str
+    body: dict | None = None
+
+
+def sweep(
+    cases: Sequence[Case], clients: Sequence[int], *, workdir: str, **kw: Any
+) -> list[LoadResult]:
+    """Every case at each number of clients, in the order given: cases of several
+    servers side by side are measured one right after the other, so that a noisy
+    neighbour on a shared machine weighs on both alike. ``kw``: ``load``'s."""
+    results = []
+    for n in clients:
+        for case in cases:
+            results.append(
+                load(case.url, case.name, case.path, case.body, n, workdir=workdir, **kw)
+            )
+            time.sleep(0.2)
+    return results
+
+
 def load_table(results: Sequence[LoadResult]) -> str:
     return format_table(
         ["case", "clients", "requests", "p50 ms", "p99 ms", "req/s", "failed", "client"],
@@ -489,16 +534,12 @@ def bench(url: str, args, workdir: str) -> int:
         )
 
         cases = [
-            ("healthz", "/healthz", None),
-            ("predict 1 row", predict, {"inputs": ONE_ROW}),
-            ("predict 100 rows", predict, {"inputs": hundred_rows()}),
+            Case("healthz", url, "/healthz"),
+            Case("predict 1 row", url, predict, {"inputs": ONE_ROW}),
+            Case("predict 100 rows", url, predict, {"inputs": hundred_rows()}),
         ]
         kw = {"use_wrk": use_wrk, "seconds": args.seconds, "requests": args.requests}
-        idle = []
-        for n in clients:
-            for case, path, body in cases:
-                idle.append(load(url, case, path, body, n, workdir=workdir, **kw))
-                time.sleep(0.2)
+        idle = sweep(cases, clients, workdir=workdir, **kw)
         print("\n## idle server")
         print(load_table(idle))
 
@@ -506,13 +547,9 @@ def bench(url: str, args, workdir: str) -> int:
         wait_status(client, long_runs[0]["id"], {"running"}, timeout=60)
         time.sleep(0.5)
         states = [client.get(f"/api/v1/runs/{r['id']}").json()["status"] for r in long_runs]
-        busy = []
+        training = [Case(c.name + " (training)", c.url, c.path, c.body) for c in cases[1:]]
         try:
-            for n in clients:
-                for case, path, body in cases[1:]:
-                    busy.append(
-                        load(url, case + " (training)", path, body, n, workdir=workdir, **kw)
-                    )
+            busy = sweep(training, clients, workdir=workdir, **kw)
             states_after = [
                 client.get(f"/api/v1/runs/{r['id']}").json()["status"] for r in long_runs
             ]
@@ -547,6 +584,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--url", help="use this running server (127.0.0.1 only)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir and server log")
+    parser.add_argument("--ports", help="LOW-HIGH: start the server on a free port of these")
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.requests, args.submit_samples = 2.0, 1000, 3
@@ -564,7 +602,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = tempfile.mkdtemp(prefix="annlab-bench-")
     log_path = os.path.join(workdir, "server.log")
     try:
-        with running_server(os.path.join(workdir, "data"), log_path) as (url, pid):
+        data_dir = os.path.join(workdir, "data")
+        with running_server(data_dir, log_path, ports=port_range(args.ports)) as (url, pid):
             print(f"server pid {pid}, data in {workdir}")
             return bench(url, args, workdir)
     finally:

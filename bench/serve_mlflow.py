@@ -8,8 +8,11 @@ softmax), registers it as ``iris@production`` and loads
 ``MLPClassifier`` of the same shape trained on the same rows, saved with
 ``mlflow.sklearn.save_model`` and served by ``mlflow.pyfunc.scoring_server.init``
 under uvicorn (what ``mlflow models serve`` runs). Both get the same
-``dataframe_split`` bodies (1 and 100 rows) from 1 and 8 keep-alive clients.
-Needs the ``mlflow`` and ``bench`` extras; only 127.0.0.1 is contacted.
+``dataframe_split`` bodies (1 and 100 rows) from 1 and 8 keep-alive clients. Both
+servers run at once and each case is measured on annlab then right after on
+MLflow (``bench.serve.sweep``): on a shared machine the ratios of one run are
+then taken under the same load. Needs the ``mlflow`` and ``bench`` extras; only
+127.0.0.1 is contacted.
 """
 
 from __future__ import annotations
@@ -18,11 +21,8 @@ import argparse
 import contextlib
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 
 import httpx
@@ -32,13 +32,15 @@ from bench.serve import (
     HOST,
     IRIS_SPEC,
     ONE_ROW,
-    LoadResult,
+    Case,
+    background_server,
     free_port,
     hundred_rows,
-    load,
     load_table,
+    port_range,
     running_server,
     submit,
+    sweep,
     wait_status,
 )
 
@@ -77,37 +79,13 @@ def save_sklearn_model(path: str) -> None:
 
 
 @contextlib.contextmanager
-def mlflow_server(model_path: str, log_path: str) -> Iterator[str]:
-    port = free_port()
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", MLFLOW_SERVER, model_path, HOST, str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+def mlflow_server(model_path: str, log_path: str, ports: range | None = None) -> Iterator[str]:
+    """MLflow's scoring server for ``model_path`` on a free port; yields its URL."""
+    port = free_port(ports)
     url = f"http://{HOST}:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"MLflow's server exited; see {log_path}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"MLflow's server not ready after 120 s; see {log_path}")
-            time.sleep(0.2)
+    command = [sys.executable, "-c", MLFLOW_SERVER, model_path, HOST, str(port)]
+    with background_server(command, None, f"{url}/ping", log_path, 120):
         yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
 
 
 def register(url: str) -> str:
@@ -131,33 +109,32 @@ def compare(args: argparse.Namespace, workdir: str) -> int:
     use_wrk = shutil.which("wrk") is not None and not args.python_clients
     kw = {"use_wrk": use_wrk, "seconds": args.seconds, "requests": args.requests}
     clients = [int(c) for c in args.clients.split(",")]
-    cases = [("1 row", body(ONE_ROW)), ("100 rows", body(hundred_rows()))]
+    rows = [("1 row", body(ONE_ROW)), ("100 rows", body(hundred_rows()))]
     model_path = os.path.join(workdir, "sklearn-model")
     save_sklearn_model(model_path)
-    results: list[LoadResult] = []
-    with running_server(os.path.join(workdir, "data"), os.path.join(workdir, "annlab.log")) as (
-        url,
-        _,
+    ports = port_range(args.ports)
+    data_dir, log_path = os.path.join(workdir, "data"), os.path.join(workdir, "annlab.log")
+    with (
+        running_server(data_dir, log_path, ports=ports) as (annlab_url, _),
+        mlflow_server(model_path, os.path.join(workdir, "mlflow.log"), ports) as mlflow_url,
     ):
-        path = register(url)
-        for n in clients:
-            for case, payload in cases:
-                assert httpx.post(url + path, json=payload).status_code == 200
-                results.append(load(url, f"annlab {case}", path, payload, n, workdir=workdir, **kw))
-    with mlflow_server(model_path, os.path.join(workdir, "mlflow.log")) as url:
-        for n in clients:
-            for case, payload in cases:
-                response = httpx.post(url + "/invocations", json=payload)
-                assert response.status_code == 200, response.text
-                results.append(
-                    load(url, f"mlflow {case}", "/invocations", payload, n, workdir=workdir, **kw)
-                )
+        path = register(annlab_url)
+        cases = []
+        for case, payload in rows:
+            cases += [
+                Case(f"annlab {case}", annlab_url, path, payload),
+                Case(f"mlflow {case}", mlflow_url, "/invocations", payload),
+            ]
+        for c in cases:
+            response = httpx.post(c.url + c.path, json=c.body)
+            assert response.status_code == 200, response.text
+        results = sweep(cases, clients, workdir=workdir, **kw)
     print("\n## /invocations: annlab (registry alias) vs MLflow's scoring server")
     print(load_table(results))
     print("\n## targets (annlab ≥ 3x MLflow's req/s, p99 ≤ 1/10 of MLflow's)")
     by = {(r.case, r.clients): r for r in results}
     for n in clients:
-        for case, _ in cases:
+        for case, _ in rows:
             ours, theirs = by[(f"annlab {case}", n)], by[(f"mlflow {case}", n)]
             speed, tail = ours.rps / theirs.rps, ours.p99_ms / theirs.p99_ms
             print(
@@ -175,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=4000, help="per case, Python clients")
     parser.add_argument("--python-clients", action="store_true", help="do not use wrk")
     parser.add_argument("--quick", action="store_true", help="2 s (1,000 requests) per case")
+    parser.add_argument("--ports", help="LOW-HIGH: start both servers on free ports of these")
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.requests = 2.0, 1000

@@ -263,10 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = tempfile.mkdtemp(prefix="annlab-soak-")
     log_path = os.path.join(workdir, "annlab.log")
     env = {"ANNLAB_WORKERS": str(args.workers), "ANNLAB_AUTH": "off"}
-    with running_server(os.path.join(workdir, "data"), log_path, env, port=args.port) as (
-        url,
-        pid,
-    ):
+    ports = range(args.port, args.port + 1) if args.port else None
+    with running_server(os.path.join(workdir, "data"), log_path, env, ports=ports) as (url, pid):
         result = soak(url, pid, minutes=args.minutes, clients=args.clients)
     result["server_log"] = log_path if args.keep else None
     summary = {k: v for k, v in result.items() if k != "samples"}

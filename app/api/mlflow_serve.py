@@ -7,16 +7,22 @@ on), and the same four routes at the root for ``annlab models serve``
 MLflow's: ``{"error_code": ..., "message": ...}`` (400 BAD_REQUEST for a body it
 cannot score, 415 for another content type, 404 RESOURCE_DOES_NOT_EXIST for an
 unknown model, version or alias).
+
+``/invocations`` is a hot route: its ``InvocationsRoute`` takes the fast lane of
+``app.api.fast_lane`` (no dependency solving), and the main server mounts it first
+(``invocations_router``), before the ≈ 40 API routes a request is matched against.
 """
 
 from __future__ import annotations
 
+from enum import Enum
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
+from app.api.fast_lane import FastLaneRoute
 from app.api.models import predict_rows, served_model
 from app.deps import CurrentUser
 from app.errors import AppError
@@ -33,8 +39,12 @@ ERROR_CODES = {
     422: "BAD_REQUEST",
 }
 
-NAME = Annotated[str, Path(max_length=64, description="The model's name.")]
-REFERENCE = Annotated[str, Path(max_length=64, description="A version number, or else an alias.")]
+#: The longest model name or reference FastAPI lets through (longer: its 422).
+PATH_MAX_LENGTH = 64
+NAME = Annotated[str, Path(max_length=PATH_MAX_LENGTH, description="The model's name.")]
+REFERENCE = Annotated[
+    str, Path(max_length=PATH_MAX_LENGTH, description="A version number, or else an alias.")
+]
 Output = Annotated[
     str | None,
     Query(description="`probabilities`: the raw outputs (class probabilities) per row."),
@@ -112,7 +122,28 @@ async def invocations(
     return ORJSONResponse({"predictions": result.outputs if probabilities else result.predictions})
 
 
-router = APIRouter(prefix="/serve/{name}/{reference}", tags=["serving (MLflow)"])
+class InvocationsRoute(FastLaneRoute):
+    """``/invocations`` in the fast lane (``app.api.fast_lane``): the caller, then the
+    endpoint, which parses its body and answers errors in MLflow's shape. A name or
+    reference over ``PATH_MAX_LENGTH`` goes to FastAPI's handler, for its 422;
+    ``?output=`` is a plain string (FastAPI has nothing to validate): read here the way
+    FastAPI reads it, the last value when it is repeated."""
+
+    def fast_arguments(self, request: Request) -> dict[str, Any] | None:
+        arguments: dict[str, Any] = dict(request.path_params)  # none at the root
+        if any(len(value) > PATH_MAX_LENGTH for value in arguments.values()):
+            return None
+        if request.scope.get("query_string"):
+            arguments["output"] = request.query_params.get("output")
+        return arguments
+
+
+TAGS: list[str | Enum] = ["serving (MLflow)"]
+router = APIRouter(prefix="/serve/{name}/{reference}", tags=TAGS)
+#: ``/invocations`` alone (``InvocationsRoute``), mounted first (``app.api.main``).
+invocations_router = APIRouter(
+    prefix="/serve/{name}/{reference}", tags=TAGS, route_class=InvocationsRoute
+)
 
 
 @router.get("/ping", responses=RESPONSES, response_class=PlainTextResponse, summary="Ping")
@@ -145,7 +176,7 @@ async def serve_version(
     return PlainTextResponse(ANNLAB_VERSION)
 
 
-@router.post(
+@invocations_router.post(
     "/invocations",
     responses=RESPONSES,
     openapi_extra=INVOCATIONS_BODY,
@@ -161,7 +192,7 @@ async def serve_invocations(
 
 def serve_one_router(name: str, reference: str) -> APIRouter:
     """The four routes at the root, for one model (``annlab models serve``)."""
-    one = APIRouter(tags=["serving (MLflow)"])
+    one = APIRouter(tags=TAGS)
 
     @one.get("/ping", responses=RESPONSES, response_class=PlainTextResponse)
     async def root_ping(request: Request, user: CurrentUser) -> Response:
@@ -175,10 +206,17 @@ def serve_one_router(name: str, reference: str) -> APIRouter:
     async def root_version() -> Response:
         return PlainTextResponse(ANNLAB_VERSION)
 
-    @one.post("/invocations", responses=RESPONSES, openapi_extra=INVOCATIONS_BODY)
     async def root_invocations(
         request: Request, user: CurrentUser, output: Output = None
     ) -> Response:
         return await invocations(request, name, reference, user.scope, output)
 
+    one.add_api_route(
+        "/invocations",
+        root_invocations,
+        methods=["POST"],
+        responses=RESPONSES,
+        openapi_extra=INVOCATIONS_BODY,
+        route_class_override=InvocationsRoute,
+    )
     return one

@@ -5,13 +5,12 @@
 parsed with orjson and checked with NumPy (``app.api.predict_body``); the model
 comes from the cache (``app.services.serving``). Its route class, ``PredictRoute``,
 skips FastAPI's per-request dependency solving (a third of a warm 1-row
-prediction's time) and runs the same guards itself. With ``?epoch=`` (a snapshot)
+prediction's time) and runs the same guards itself (``app.api.fast_lane``). With ``?epoch=`` (a snapshot)
 the request takes FastAPI's documented path, which validates the query.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -19,6 +18,7 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from app.api.fast_lane import FastLaneRoute
 from app.api.predict_body import NamedInputs, predict_inputs
 from app.config import Settings
 from app.deps import (
@@ -28,7 +28,6 @@ from app.deps import (
     RunId,
     SessionDep,
     ValidRun,
-    get_current_user,
 )
 from app.http import GuardedRoute, ORJSONResponse, check_json_depth
 from app.schemas import (
@@ -43,35 +42,22 @@ from app.services.serving import LoadedModel, ModelCache, ModelKey, Prediction
 from core.export_onnx import to_onnx
 
 
-class PredictRoute(GuardedRoute):
-    """A route whose endpoint takes ``(run_id, request, user)`` and parses its body
-    itself: FastAPI's handler (dependency solving, validation) only for what the fast
-    handler leaves to it.
+class PredictRoute(FastLaneRoute, GuardedRoute):
+    """The predict route's fast lane (``app.api.fast_lane``): after the caller, the row
+    bound and the JSON depth guard (``GuardedRoute``'s), then the endpoint. A run id
+    over ``RUN_ID_MAX_LENGTH`` goes to FastAPI's handler, for its 422; so does any
+    request with a query string (``?epoch=``: FastAPI validates it)."""
 
-    The fast handler runs the guards the API's routes get, in the same order: the
-    caller (``get_current_user``: the local admin with auth off, else the bearer key
-    or a 401, before the body is read; all that the router-wide ``require_user`` does
-    besides documenting the scheme), then the JSON depth guard (``GuardedRoute``),
-    then the endpoint. A run id over ``RUN_ID_MAX_LENGTH`` goes to FastAPI's handler,
-    for its 422; so does any request with a query string (``?epoch=``: FastAPI
-    validates it)."""
+    def fast_arguments(self, request: Request) -> dict[str, Any] | None:
+        run_id = request.path_params["run_id"]
+        if len(run_id) > RUN_ID_MAX_LENGTH or request.scope.get("query_string"):
+            return None
+        return {"run_id": run_id}
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        documented = super().get_route_handler()
-        endpoint = self.endpoint
-
-        async def fast(request: Request) -> Response:
-            run_id = request.path_params["run_id"]
-            if len(run_id) > RUN_ID_MAX_LENGTH or request.scope.get("query_string"):
-                return await documented(request)
-            user = await get_current_user(request)  # from the headers: before the body
-            # more rows than the limit: refused before any scan or parse of the body
-            check_row_bound(await request.body(), request.app.state.settings)
-            await check_json_depth(request)
-            response: Response = await endpoint(run_id, request, user)
-            return response
-
-        return fast
+    async def check_body(self, request: Request) -> None:
+        # more rows than the limit: refused before any scan or parse of the body
+        check_row_bound(await request.body(), request.app.state.settings)
+        await check_json_depth(request)
 
 
 router = APIRouter(prefix="/runs", tags=["runs"], route_class=GuardedRoute)

@@ -165,3 +165,36 @@ def test_the_soak_report_measures_growth_after_the_warm_up() -> None:
     assert result["server_rss_mib"]["growth_after_warmup"] == 3.0  # from 30 s (warm-up 20 s)
     assert result["server_rss_mib"]["growth_second_half"] == 1.0  # from 60 s
     assert result["group_rss_mib"]["growth_after_warmup"] == 11.0
+
+
+def test_sweep_interleaves_the_servers_cases_and_ports_stay_in_range() -> None:
+    from bench import serve
+
+    procs = [
+        subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    try:
+        urls = [f"http://127.0.0.1:{int(p.stdout.readline())}" for p in procs]
+        cases = [
+            serve.Case("a 1", urls[0], "/p", {"inputs": [[1.0]]}),
+            serve.Case("b 1", urls[1], "/p", {"inputs": [[1.0]]}),
+            serve.Case("a get", urls[0], "/healthz"),
+        ]
+        results = serve.sweep(cases, [1, 2], workdir="", use_wrk=False, seconds=1.0, requests=10)
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=10)
+    assert [(r.case, r.clients) for r in results] == [
+        ("a 1", 1),
+        ("b 1", 1),
+        ("a get", 1),
+        ("a 1", 2),
+        ("b 1", 2),
+        ("a get", 2),
+    ]
+    assert all(r.requests == 10 and r.failures == 0 for r in results)
+    assert serve.port_range("19650-19659") == range(19650, 19660)
+    assert serve.port_range(None) is None
+    assert serve.free_port(range(19650, 19660)) in range(19650, 19660)
