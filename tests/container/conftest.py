@@ -22,9 +22,12 @@ from tests.container.readme import Names, argv_for, lab_command
 FIGURES: dict[str, str] = {}
 _GROUP_SECONDS = [0.0]
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-# Ports of this group (loopback only): 18701 docker run, 18702 compose.
+# Ports of this group (loopback only): 18701 docker run, 18702 compose, 18750 the
+# cluster profile's server and 18751 the single-machine service it brings along.
 RUN_PORT = 18701
 COMPOSE_PORT = 18702
+CLUSTER_PORT = 18750
+CLUSTER_SINGLE_PORT = 18751
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

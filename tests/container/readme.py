@@ -47,7 +47,8 @@ def lab_commands() -> list[str]:
 
 
 def lab_command(prefix: str) -> str:
-    """The one README command that starts with `prefix` (after any `VAR=$(`)."""
+    """The one README command that starts with `prefix` (after any `VAR=$(` or
+    `VAR=value ` before it)."""
     found = [c for c in lab_commands() if _inner(c).startswith(prefix)]
     assert len(found) == 1, f"README lab section: {len(found)} commands start with {prefix!r}"
     return found[0]
@@ -55,7 +56,24 @@ def lab_command(prefix: str) -> str:
 
 def _inner(command: str) -> str:
     match = re.fullmatch(r"[A-Z_]+=\$\((.*)\)", command)
-    return match.group(1) if match else command
+    return _split_assignments(match.group(1) if match else command)[1]
+
+
+_ASSIGNMENTS = re.compile(r"((?:[A-Z_]+=[^\s$]\S*\s+)+)(.*)")
+
+
+def _split_assignments(command: str) -> tuple[dict[str, str], str]:
+    """`ANNLAB_WORKERS=4 docker compose ...`: the variables, and the command after them."""
+    match = _ASSIGNMENTS.fullmatch(command)
+    if not match:
+        return {}, command
+    pairs = (word.partition("=") for word in match.group(1).split())
+    return {key: value for key, _, value in pairs}, match.group(2)
+
+
+def env_of(command: str) -> dict[str, str]:
+    """The variables a README command sets before it (`ANNLAB_WORKERS=4 docker ...`)."""
+    return _split_assignments(command)[0]
 
 
 def podman_table() -> dict[str, str]:
