@@ -56,9 +56,10 @@ def client(make_client: Callable[..., TestClient]) -> TestClient:
 
 
 @pytest.fixture
-def idle_client(make_client: Callable[..., TestClient]) -> TestClient:
-    """An app without workers: submitted runs stay queued."""
-    return make_client(executor="none")
+def idle_client(make_client: Callable[..., TestClient], tmp_path: Path) -> TestClient:
+    """An app without workers and with its own database: submitted runs stay queued
+    (with ``client``'s data dir, ``client``'s worker would train them)."""
+    return make_client(executor="none", data_dir=tmp_path / "idle-data")
 
 
 # --------------------------------------------------------------------- helpers
