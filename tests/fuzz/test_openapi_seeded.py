@@ -36,7 +36,7 @@ from .conftest import build_app
 pytestmark = pytest.mark.timeout(300)
 
 API = "/api/v1"
-EXAMPLES = 8
+EXAMPLES = 5
 SEEDED = settings(
     max_examples=EXAMPLES,
     derandomize=True,
