@@ -128,6 +128,11 @@ def follow_run(api: AnnlabClient, run_id: str, *, cancel_on_interrupt: bool) -> 
 
             for event in api.events(run_id, on_reconnect=reconnecting):
                 display.show(event)
+            final = api.get_run(run_id)
+            # a run that ended between the GET above and the stream's start sends only
+            # its last status: the bar still shows the epochs the run reached
+            display.finish(final)
+            return final
     except KeyboardInterrupt:
         if detach_or_cancel(
             err,
@@ -138,7 +143,6 @@ def follow_run(api: AnnlabClient, run_id: str, *, cancel_on_interrupt: bool) -> 
         ):
             err.print(f"interrupted: cancelling run {run_id}")
         return api.wait(run_id)
-    return api.get_run(run_id)
 
 
 def report(run: Run, as_json: bool) -> None:

@@ -232,6 +232,15 @@ class RunProgress:
             if not self.epochs_seen:
                 self.progress.update(self.task, metrics=status_text(event.status))
 
+    def finish(self, run: Run) -> None:
+        """The bar at the run's final state (its recorded epochs and last metrics)."""
+        self.progress.update(
+            self.task,
+            completed=run.progress.epoch,
+            total=run.progress.epochs or None,
+            metrics=metrics_text(run.metrics) or status_text(run.status),
+        )
+
     def note(self, message: str) -> None:
         self.progress.console.print(message)
 

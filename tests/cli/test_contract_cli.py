@@ -272,3 +272,23 @@ def test_the_key_option_is_sent_as_a_bearer_token(run_cli: Any, monkeypatch: Any
     assert run_cli(["show", "run_1", "--url", "http://lab:1234", "--key", "abc"]).exit_code == 0
     assert str(seen[0].url) == "http://lab:1234/api/v1/runs/run_1"
     assert seen[0].headers["authorization"] == "Bearer abc"
+
+
+def test_follow_of_a_run_that_ends_before_the_stream_shows_its_last_epoch(
+    run_cli: Any, mock_api: MockApi
+) -> None:
+    """The run was queued at the first GET and had finished when the stream began, so
+    the stream's only event is its final status: the bar still shows 200/200."""
+    queued = canned.run(status="queued", progress={"epoch": 0, "epochs": 200, "step": 0})
+    mock_api.add("GET", "/runs/run_1", queued, canned.run())
+    final_status = 'id: s1\nevent: status\ndata: {"status": "succeeded", "stop_reason": "completed", "error": null}\n\n'
+    mock_api.add(
+        "GET",
+        "/runs/run_1/events",
+        httpx.Response(200, headers={"content-type": "text/event-stream"}, content=final_status),
+    )
+    result = run_cli(["follow", "run_1"], mock_api)
+    assert result.exit_code == 0, result.output
+    assert "status: succeeded (completed)" in result.stderr
+    assert "200/200" in result.stderr, result.stderr
+    assert "val_loss 0.09" in result.stderr

@@ -50,7 +50,7 @@ LONG_SPEC = {
         ]
     },
     "optimizer": {"type": "adam", "learning_rate": 0.003},
-    "training": {"epochs": 60, "batch_size": 8, "seed": 7},
+    "training": {"epochs": 300, "batch_size": 8, "seed": 7},
     "dtype": "float64",
 }
 
