@@ -103,9 +103,15 @@ def serve_command(port: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def running_server(data_dir: str, log_path: str, extra_env: dict[str, str] | None = None):
-    """``annlab serve`` on a free port; yields the base URL; stops it (SIGINT, then kill)."""
-    port = free_port()
+def running_server(
+    data_dir: str,
+    log_path: str,
+    extra_env: dict[str, str] | None = None,
+    port: int | None = None,
+):
+    """``annlab serve`` on ``port`` (default: a free one); yields the base URL and the
+    server's pid; stops it (SIGINT, then kill)."""
+    port = port or free_port()
     os.makedirs(data_dir, exist_ok=True)
     env = dict(os.environ)
     env.update({"ANNLAB_DATA_DIR": data_dir, **(extra_env or {})})

@@ -6,14 +6,15 @@ in a thread (tests). It never speaks HTTP: everything goes through the database.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import time
 import traceback
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -109,6 +110,46 @@ class WorkerConfig:
         )
 
 
+@dataclass
+class JobTimers:
+    """Where a run's wall time on this worker went besides the engine: monotonic sums
+    in seconds, kept in the job and written to its last log line (``annlab.worker``,
+    INFO: ``run … timers: …``; ``bench.service`` reads it). Two clock reads per timed
+    call: nothing next to the database write or serialisation being timed."""
+
+    #: claim → ``train`` called: rewind, the run's row, checkpoint, dataset read + decode
+    setup: float = 0.0
+    #: the whole ``train`` call, callbacks included (engine = train − the callbacks)
+    train: float = 0.0
+    #: progress transactions (the finished epochs' metrics, heartbeats), without snapshots
+    writes: float = 0.0
+    #: cancel/stop polls (reads of the run's row)
+    polls: float = 0.0
+    #: serialising and writing checkpoints (with the metrics flushed alongside)
+    checkpoints: float = 0.0
+    #: serialising snapshots and the transactions that write them
+    snapshots: float = 0.0
+    #: after ``train``: the final weights serialised and the outcome's transaction
+    finish: float = 0.0
+
+    @contextlib.contextmanager
+    def timing(self, part: str) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            setattr(self, part, getattr(self, part) + time.monotonic() - start)
+
+    @property
+    def callbacks(self) -> float:
+        """The worker's time spent inside ``train`` (its callbacks)."""
+        return self.writes + self.polls + self.checkpoints + self.snapshots
+
+    def line(self) -> str:
+        parts = [f"{f.name}={getattr(self, f.name):.4f}" for f in fields(self)]
+        return " ".join(parts) + f" engine={max(0.0, self.train - self.callbacks):.4f}"
+
+
 class Worker:
     def __init__(
         self,
@@ -165,31 +206,41 @@ class _Job:
         #: (epoch, .npz) of snapshots taken and not yet written: written with the metrics
         self.snapshots: list[tuple[int, bytes]] = []
         self.n_parameters = 0
-        self.last_flush = 0.0
+        self.last_flush = float("-inf")  # the first epoch is written at once
         self.last_poll = 0.0
         self.last_heartbeat = time.monotonic()
         self.started = time.monotonic()
         self.cause: Cause | None = None
         self.owner_id = ""
+        self.timers = JobTimers()
+        self.epochs = 0
 
     # -- callbacks of core.training.train
 
     def on_snapshot(self, epoch: int, model: TrainedModel) -> None:
-        """Held until ``on_epoch`` (next): the epoch's metrics and snapshot share a
-        transaction. The last-epoch one (after the loop) goes with the outcome."""
-        self.snapshots.append((epoch, model.to_npz_bytes()))
+        """Held with the pending epochs: an epoch's metrics and snapshot share a
+        transaction (the next flush; the last-epoch one goes with the outcome)."""
+        with self.timers.timing("snapshots"):
+            self.snapshots.append((epoch, model.to_npz_bytes()))
 
     def on_epoch(self, metrics: EpochMetrics) -> None:
+        """Written every ``FLUSH_SECONDS`` at most, snapshots included: a transaction
+        per snapshot epoch cost more than the training of a small run (12 of W1's 101
+        epochs have one under the default ``log`` plan). A crash loses nothing: the
+        resumed run trains those epochs again from the checkpoint and writes both."""
+        self.epochs += 1
         self.pending.append(metrics.as_dict())
-        if self.snapshots or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
-            self._write(self._flush)
+        if time.monotonic() - self.last_flush >= FLUSH_SECONDS:
+            with self.timers.timing("snapshots" if self.snapshots else "writes"):
+                self._write(self._flush)
 
     def should_stop(self) -> Stop | None:
         """``STOP_FOR_CAUSE`` of why the run must end early (a pause on shutdown and at
         the end of a slice returns a checkpoint); None: keep training. Between two reads
         of the run's row (every ``CANCEL_POLL_SECONDS``) this costs two clock reads."""
         if self.cause is None:
-            self._poll()
+            with self.timers.timing("polls"):
+                self._poll()
         if self.cause is None:
             return None
         return STOP_FOR_CAUSE[self.cause]
@@ -231,7 +282,8 @@ class _Job:
             self._flush(session)
             self._save(session, checkpoint)
 
-        self._write(write)
+        with self.timers.timing("checkpoints"):
+            self._write(write)
 
     def _write(self, work: Callable[[Session], None]) -> None:
         """``work`` in one write transaction, retried while the database is locked (a
@@ -274,6 +326,13 @@ class _Job:
 
     def run(self) -> None:
         try:
+            self._run()
+        finally:
+            log.info("run %s timers: epochs=%d %s", self.run_id, self.epochs, self.timers.line())
+
+    def _run(self) -> None:
+        setup = time.monotonic()
+        try:
             with transaction(self.factory) as session:
                 progress.rewind_to_checkpoint(session=session, run_id=self.run_id)
                 row = run_store.get_run(session=session, run_id=self.run_id, owner_id=None)
@@ -293,7 +352,10 @@ class _Job:
                 )
                 return
             spec = RunSpec.model_validate(spec_json)
-            result = self._train(spec, data, self._load_checkpoint(checkpoint_bytes))
+            resume = self._load_checkpoint(checkpoint_bytes)
+            self.timers.setup += time.monotonic() - setup
+            with self.timers.timing("train"):
+                result = self._train(spec, data, resume)
         except Exception as exc:
             log.error("run %s failed:\n%s", self.run_id, traceback.format_exc())
             self._finish(
@@ -302,7 +364,8 @@ class _Job:
                 error=f"{type(exc).__name__}: {exc}",
             )
             return
-        self._conclude(result)
+        with self.timers.timing("finish"):
+            self._conclude(result)
 
     def _load_checkpoint(self, checkpoint_bytes: bytes | None) -> Checkpoint | None:
         if checkpoint_bytes is None:
