@@ -6,15 +6,14 @@ in a thread (tests). It never speaks HTTP: everything goes through the database.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -25,7 +24,7 @@ from app.db import progress
 from app.db import runs as run_store
 from app.db import snapshots as snapshot_store
 from app.db.engine import transaction
-from app.services.datasets import find_dataset
+from app.jobs.overhead import DatasetCache, JobTimers
 from core.data import Dataset
 from core.serialize import TrainedModel
 from core.snapshots import plan_snapshots
@@ -110,46 +109,6 @@ class WorkerConfig:
         )
 
 
-@dataclass
-class JobTimers:
-    """Where a run's wall time on this worker went besides the engine: monotonic sums
-    in seconds, kept in the job and written to its last log line (``annlab.worker``,
-    INFO: ``run … timers: …``; ``bench.service`` reads it). Two clock reads per timed
-    call: nothing next to the database write or serialisation being timed."""
-
-    #: claim → ``train`` called: rewind, the run's row, checkpoint, dataset read + decode
-    setup: float = 0.0
-    #: the whole ``train`` call, callbacks included (engine = train − the callbacks)
-    train: float = 0.0
-    #: progress transactions (the finished epochs' metrics, heartbeats), without snapshots
-    writes: float = 0.0
-    #: cancel/stop polls (reads of the run's row)
-    polls: float = 0.0
-    #: serialising and writing checkpoints (with the metrics flushed alongside)
-    checkpoints: float = 0.0
-    #: serialising snapshots and the transactions that write them
-    snapshots: float = 0.0
-    #: after ``train``: the final weights serialised and the outcome's transaction
-    finish: float = 0.0
-
-    @contextlib.contextmanager
-    def timing(self, part: str) -> Iterator[None]:
-        start = time.monotonic()
-        try:
-            yield
-        finally:
-            setattr(self, part, getattr(self, part) + time.monotonic() - start)
-
-    @property
-    def callbacks(self) -> float:
-        """The worker's time spent inside ``train`` (its callbacks)."""
-        return self.writes + self.polls + self.checkpoints + self.snapshots
-
-    def line(self) -> str:
-        parts = [f"{f.name}={getattr(self, f.name):.4f}" for f in fields(self)]
-        return " ".join(parts) + f" engine={max(0.0, self.train - self.callbacks):.4f}"
-
-
 class Worker:
     def __init__(
         self,
@@ -162,6 +121,7 @@ class Worker:
         self.config = config
         self.worker_id = config.worker_id
         self.stop_requested = stop_requested
+        self.datasets = DatasetCache()
 
     def loop(self, wake: EventLike) -> None:
         """Claim and train runs until ``stop_requested``; wait for ``wake`` when idle."""
@@ -343,7 +303,7 @@ class _Job:
                 checkpoint_row = progress.load_checkpoint(session=session, run_id=self.run_id)
                 checkpoint_bytes = checkpoint_row.data if checkpoint_row is not None else None
             with self.factory() as session:
-                data = find_dataset(session=session, dataset_id=dataset_id, owner_id=None)
+                data = self.worker.datasets.get(session, dataset_id)
             if data is None:
                 self._finish(
                     status=RunStatus.FAILED,

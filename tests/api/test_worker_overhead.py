@@ -15,9 +15,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from app.db import datasets as dataset_store
 from app.db import progress
+from app.jobs import overhead
 from app.jobs import worker as worker_module
-from app.jobs.worker import JobTimers, Worker, WorkerConfig
+from app.jobs.overhead import DatasetCache, JobTimers
+from app.jobs.worker import Worker, WorkerConfig
 from tests.support.specs import iris_spec
 from tests.support.waiting import wait_for
 
@@ -112,3 +115,57 @@ def test_snapshot_epochs_do_not_each_cost_a_transaction(
     assert epochs == [1, 2, 3, 5, 7, 10, 20, 30, 50, 70, 100]
     metrics = client.get(f"{API}/runs/{run['id']}/metrics").json()
     assert metrics["epoch"] == list(range(1, 101))
+
+
+def upload(client: TestClient) -> str:
+    rows = [[float(i % 7), float(i % 5), float(i % 3)] for i in range(60)]
+    body = {
+        "name": "small",
+        "task": "classification",
+        "features": rows,
+        "targets": [i % 3 for i in range(60)],
+    }
+    response = client.post(f"{API}/datasets", json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def test_runs_on_the_same_upload_decode_it_once(
+    driven: tuple[TestClient, threading.Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, wake = driven
+    dataset_id = upload(client)
+    loads: list[str] = []
+    original = overhead.find_dataset
+
+    def counted(**kwargs: Any) -> Any:
+        loads.append(kwargs["dataset_id"])
+        return original(**kwargs)
+
+    monkeypatch.setattr(overhead, "find_dataset", counted)
+    spec = {**iris_spec(epochs=3), "dataset": dataset_id}
+    first, second = train(client, wake, spec), train(client, wake, spec)
+    assert loads == [dataset_id]
+    one = client.get(f"{API}/runs/{first['id']}/weights").json()["layers"]
+    assert client.get(f"{API}/runs/{second['id']}/weights").json()["layers"] == one
+    train(client, wake, iris_spec(epochs=2))  # a built-in (cached by core.datasets)
+    train(client, wake, spec)
+    assert loads == [dataset_id, "iris"]
+
+
+def test_the_cache_asks_whether_the_upload_still_exists(make_client: Any) -> None:
+    client = make_client(executor="none")
+    dataset_id = upload(client)
+    factory = client.app.state.session_factory  # type: ignore[attr-defined]
+    cache = DatasetCache()
+    with factory() as session:
+        data = cache.get(session, dataset_id)
+    assert data is not None and not data.features.flags.writeable
+    with pytest.raises(ValueError):
+        data.features[0, 0] = 1.0  # shared with later runs: nobody may change it
+    with factory() as session:
+        dataset_store.delete_dataset(session=session, dataset_id=dataset_id)
+        session.commit()
+    with factory() as session:
+        assert cache.get(session, dataset_id) is None
+    assert cache.dataset is None
