@@ -366,9 +366,12 @@ def verdicts(repeats: Sequence[Repeat]) -> list[str]:
 
 
 @contextlib.contextmanager
-def server(workdir: str, port: int) -> Iterator[tuple[str, int, str]]:
+def server(
+    workdir: str, port: int, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, int, str]]:
     log_path = os.path.join(workdir, "annlab.log")
-    with running_server(os.path.join(workdir, "data"), log_path, port=port) as (url, pid):
+    data_dir = os.path.join(workdir, "data")
+    with running_server(data_dir, log_path, extra_env=env, port=port) as (url, pid):
         yield url, pid, log_path
 
 
@@ -390,8 +393,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quiet-wait", type=float, default=5.0)
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--no-sklearn", action="store_true")
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting for the server (e.g. ANNLAB_WORKER_NICE=0); default: none",
+    )
     parser.add_argument("--json", help="also write the repeats to this file")
     args = parser.parse_args(argv)
+    server_env = dict(kv.split("=", 1) for kv in args.server_env)
     names = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:
@@ -407,10 +418,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     all_repeats: list[Repeat] = []
     with (
         tempfile.TemporaryDirectory(prefix="annlab-bench-service-") as workdir,
-        server(workdir, args.port) as (url, pid, log_path),
+        server(workdir, args.port, server_env) as (url, pid, log_path),
         httpx.Client(base_url=url, timeout=60) as client,
     ):
-        print(f"server {url} (pid {pid}), log {log_path}")
+        print(f"server {url} (pid {pid}), settings {server_env or 'default'}")
         datasets: dict[tuple[int, int, int], str] = {}
         for name in names:
             wl = WORKLOADS[name]

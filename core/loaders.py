@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from core.csv_fast import fast_csv
 from core.data import Dataset
 from core.errors import DatasetError, UnsafeFileError
 from core.specs import NAME_MAX_LENGTH, Task
@@ -163,7 +164,11 @@ def dataset_from_csv(
             f"the CSV file is not UTF-8 text (invalid byte at offset {exc.start})", "file"
         ) from None
 
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=chosen or sniff_delimiter(text))
+    delimiter = chosen or sniff_delimiter(text)
+    fast = _fast(text, delimiter, target.strip(), task, name)
+    if fast is not None:
+        return fast
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
     except csv.Error as exc:
@@ -335,6 +340,33 @@ def _target_columns(header: list[str], target: str, task: Task) -> list[int]:
     raise DatasetError(
         f"target column {target!r} is not in the CSV header (columns: {shown}{more})", "target"
     )
+
+
+def _fast(text: str, delimiter: str, target: str, task: Task, name: str) -> Dataset | None:
+    """``core.csv_fast`` for a plain file whose first line is its header; None: parse it
+    the slow way (which also raises every error, with its line and column)."""
+    first = text.split("\n", 1)[0].rstrip("\r")
+    if not first.strip() or '"' in text:
+        return None
+    try:
+        header = _check_header(next(csv.reader([first], delimiter=delimiter)))
+        target_columns = _target_columns(header, target, task)
+    except (DatasetError, csv.Error, StopIteration):
+        return None
+    feature_columns = [j for j in range(len(header)) if j not in target_columns]
+    if not feature_columns:
+        return None
+    parsed = fast_csv(text, delimiter, len(header), feature_columns, target_columns, task, _INTEGER)
+    if parsed is None:
+        return None
+    features, targets, class_names = parsed
+    feature_names = [header[j] for j in feature_columns]
+    if class_names is not None:
+        try:
+            _check_class_count(len(class_names), features.shape[0])
+        except DatasetError:
+            return None
+    return Dataset(name, task, features, targets, class_names, feature_names)
 
 
 def _csv_number(cell: str, line: int, column: str) -> float:
