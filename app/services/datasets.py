@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.db import datasets as dataset_store
 from app.db import runs as run_store
+from app.db.datasets import DatasetSummary
 from app.errors import Conflict, Forbidden, LimitExceeded, NotFound, limit_message
 from app.schemas import DatasetOut
 from core.data import Dataset
@@ -122,7 +123,9 @@ def encode_dataset(dataset: Dataset, settings: Settings) -> bytes:
     return data
 
 
-def create_dataset(*, session: Session, owner_id: str, dataset: Dataset, data: bytes) -> DatasetOut:
+def create_dataset(
+    *, session: Session, owner_id: str, dataset: Dataset | DatasetSummary, data: bytes
+) -> DatasetOut:
     """Store an encoded upload (``encode_dataset``) for ``owner_id``: one short write; commits."""
     row = dataset_store.create_dataset(
         session=session, owner_id=owner_id, dataset=dataset, data=data
