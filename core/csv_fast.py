@@ -39,7 +39,14 @@ def fast_csv(
     if '"' in text:
         return None
     try:
-        features = _load(text, delimiter, feature_columns, np.float64)
+        numbers = None
+        if task == "classification" and _plain_integers(text, delimiter, target_columns[0]):
+            # one pass: the features and the integer class column together
+            table = _load(text, delimiter, [*feature_columns, target_columns[0]], np.float64)
+            features, numbers = np.ascontiguousarray(table[:, :-1]), table[:, -1]
+            del table
+        else:
+            features = _load(text, delimiter, feature_columns, np.float64)
         if features.ndim != 2 or features.shape[0] < 2 or not np.isfinite(features).all():
             return None
         # No row is short (loadtxt raised) and, with the delimiter count, none is long.
@@ -50,18 +57,31 @@ def fast_csv(
             if outputs.shape[0] != features.shape[0] or not np.isfinite(outputs).all():
                 return None
             return features, outputs, None
-        cells = _load(text, delimiter, target_columns, str)[:, 0]
-        if cells.shape[0] != features.shape[0]:
-            return None
-        unique, inverse = np.unique(cells, return_inverse=True)
-        stripped = [str(u).strip() for u in unique.tolist()]
-        labels: list[Any] = stripped
-        if all(integer.fullmatch(cell) for cell in stripped):
-            labels = [int(cell) for cell in stripped]
+        if numbers is not None and np.isfinite(numbers).all() and (numbers % 1 == 0).all():
+            unique, inverse = np.unique(numbers.astype(np.int64), return_inverse=True)
+            labels: list[Any] = [int(v) for v in unique.tolist()]
+        else:
+            cells = _load(text, delimiter, target_columns, str)[:, 0]
+            if cells.shape[0] != features.shape[0]:
+                return None
+            unique, inverse = np.unique(cells, return_inverse=True)
+            labels = [str(u).strip() for u in unique.tolist()]
+            if all(integer.fullmatch(cell) for cell in labels):
+                labels = [int(cell) for cell in labels]
         indices, class_names = class_targets(labels, lambda index: f"class {index}")
     except (ValueError, DatasetError):
         return None
     return features, np.asarray(indices, dtype=np.int64)[inverse.reshape(-1)], class_names
+
+
+def _plain_integers(text: str, delimiter: str, column: int) -> bool:
+    """Whether every cell of the class column is a plain integer of at most 18 digits
+    (the slow path's integer labels; '1.0', '1e0' or 19 digits are class names there),
+    so that it can be parsed with the features as numbers."""
+    body = text.split("\n", 1)[1] if "\n" in text else ""
+    d = re.escape(delimiter)
+    cell = rf"^(?:[^{d}\n]*{d}){{{column}}}"
+    return not re.search(cell + rf"[^{d}\n]*(?:[^0-9+\-{d}\n\r ]|[0-9]{{19}})", body, re.M)
 
 
 def _load(text: str, delimiter: str, columns: list[int], dtype: Any) -> np.ndarray:

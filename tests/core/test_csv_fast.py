@@ -106,7 +106,11 @@ CELL = st.one_of(
 @given(
     rows=st.lists(st.lists(CELL, min_size=3, max_size=3), min_size=0, max_size=6),
     labels=st.lists(
-        st.sampled_from(["0", "1", "2", "a", "b", " a", "1.0"]), min_size=6, max_size=6
+        st.sampled_from(
+            ["0", "1", "2", "a", "b", " a", "1.0", "+1", "01", "-0", " 2", "1e0", "9" * 19, ""]
+        ),
+        min_size=6,
+        max_size=6,
     ),
     task=st.sampled_from(["classification", "regression"]),
 )
