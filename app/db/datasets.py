@@ -102,8 +102,10 @@ def list_datasets(*, session: Session, owner_id: str | None) -> list[DatasetRow]
 
 
 def load_dataset_arrays(
-    *, session: Session, dataset_id: str, owner_id: str | None = None
+    *, session: Session, dataset_id: str, owner_id: str | None = None, copy: bool = True
 ) -> Dataset | None:
+    """The upload's arrays; ``copy`` False: read-only views into the stored blob (the
+    worker's, which never changes them), so decoding does not double the memory."""
     query = select(DatasetRow).options(undefer(DatasetRow.data)).where(DatasetRow.id == dataset_id)
     if owner_id is not None:
         query = query.where(DatasetRow.owner_id == owner_id)
@@ -116,6 +118,7 @@ def load_dataset_arrays(
         task=task_of(row),
         class_names=row.class_names,
         feature_names=row.feature_names,
+        copy=copy,
     )
 
 

@@ -80,7 +80,7 @@ class DatasetCache:
         if self.dataset_id == dataset_id and self.dataset is not None:
             return self.dataset
         self.clear()  # before the load: never two uploads in memory
-        data = find_dataset(session=session, dataset_id=dataset_id, owner_id=None)
+        data = dataset_store.load_dataset_arrays(session=session, dataset_id=dataset_id, copy=False)
         if data is not None:
             data.features.flags.writeable = False
             data.targets.flags.writeable = False

@@ -119,3 +119,30 @@ def test_any_small_file_agrees(
 ) -> None:
     lines = ["a,b,c,label"] + [",".join([*r, labels[i]]) for i, r in enumerate(rows)]
     assert_same(*both(monkeypatch, "\n".join(lines) + "\n", "label", task))
+
+
+def test_npz_views_are_the_copies_bits_read_only() -> None:
+    import io
+
+    ds = loaders.dataset_from_csv(
+        content=b"a,b,label\n1.5,2,0\n3,4.25,1\n5,6,0\n",
+        target="label",
+        task="classification",
+        name="t",
+    )
+    blob = loaders.dataset_to_npz_bytes(ds)
+    kwargs: dict[str, Any] = {
+        "name": "t",
+        "task": "classification",
+        "class_names": ds.class_names,
+        "feature_names": ds.feature_names,
+    }
+    copied = loaders.dataset_from_npz_bytes(blob, **kwargs)
+    viewed = loaders.dataset_from_npz_bytes(blob, copy=False, **kwargs)
+    assert_same(viewed, copied)
+    assert copied.features.flags.writeable and not viewed.features.flags.writeable
+    assert np.shares_memory(viewed.features, np.frombuffer(blob, np.uint8))
+    buffer = io.BytesIO()  # compressed members are decoded (copied) as before
+    np.savez_compressed(buffer, features=ds.features, targets=ds.targets)
+    packed = loaders.dataset_from_npz_bytes(buffer.getvalue(), copy=False, **kwargs)
+    assert_same(packed, copied)
