@@ -114,9 +114,7 @@ def _prepare_podman() -> Engine:
     ):
         # the host's certificates: this network's TLS goes through a proxy that the
         # base image's own bundle does not trust
-        certs = (
-            ["-v", "/etc/ssl/certs:/etc/ssl/certs:ro"] if Path("/etc/ssl/certs").is_dir() else []
-        )
+        certs = ["-v", "/etc/ssl/certs:/etc/ssl/certs:ro"] if Path("/etc/ssl/certs").is_dir() else []
         return Engine(name="podman", compose=compose, build_flags=["--format", "docker", *certs])
     tool = _container_env_tool()
     if tool is None:

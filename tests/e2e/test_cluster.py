@@ -99,9 +99,7 @@ def test_twenty_runs_over_two_workers_equal_the_local_executor(
     cluster: Cluster, server: Server
 ) -> None:
     specs = [short_spec(seed, epochs=200) for seed in range(20)]
-    cluster.extra["ANNLAB_SLICE_SECONDS"] = (
-        "0.1"  # each run (~0.7 s here, slower when busy): several slices
-    )
+    cluster.extra["ANNLAB_SLICE_SECONDS"] = "0.1"  # each run (~0.7 s here, slower when busy): several slices
     with server.client() as local:  # the reference, trained meanwhile by the local pool
         reference = [submit(local, spec)["id"] for spec in specs]
         api = cluster.server().start()
