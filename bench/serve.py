@@ -158,9 +158,11 @@ def running_server(
     log_path: str,
     extra_env: dict[str, str] | None = None,
     ports: range | None = None,
+    port: int | None = None,
 ) -> Iterator[tuple[str, int]]:
-    """``annlab serve`` on a free port (of ``ports``); yields the base URL and its pid."""
-    port = free_port(ports)
+    """``annlab serve`` on ``port``, else a free one (of ``ports``); yields the base URL
+    and its pid."""
+    port = port or free_port(ports)
     os.makedirs(data_dir, exist_ok=True)
     env = dict(os.environ)
     env.update({"ANNLAB_DATA_DIR": data_dir, **(extra_env or {})})

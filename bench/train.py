@@ -80,8 +80,10 @@ def engine_spec(
     shuffle: bool = True,
     initial_weights: list[tuple[np.ndarray, np.ndarray]] | None = None,
     dataset,
+    threads: int = 1,
 ):
-    """The normalised ``RunSpec`` of a workload (batch_size -1 = the workload's)."""
+    """The normalised ``RunSpec`` of a workload (batch_size -1 = the workload's;
+    ``threads`` = ``training.threads``, BLAS threads of the run)."""
     from core.specs import (
         AdamSpec,
         InitialWeights,
@@ -117,6 +119,7 @@ def engine_spec(
             validation_split=0.0,
             standardize=False,
             early_stopping=None,
+            threads=threads,
         ),
         dtype=dtype,
         initial_weights=init,
@@ -225,8 +228,12 @@ def run_torch(
     dtype: str = "float32",
     timed_epochs: int,
     seed: int = 0,
+    epoch_metrics: bool = False,
 ) -> Measurement:
-    """PyTorch CPU eager: randperm, index, zero_grad, forward, CE, backward, Adam.step."""
+    """PyTorch CPU eager: randperm, index, zero_grad, forward, CE, backward, Adam.step.
+
+    ``epoch_metrics``: after every epoch (inside its time) also the loss and accuracy on
+    the whole training set, as the engine computes and the service reports them."""
     import torch
     from torch import nn
 
@@ -253,10 +260,16 @@ def run_torch(
             loss = loss_fn(model(xb), yb)
             loss.backward()
             opt.step()
+        if epoch_metrics:
+            with torch.inference_mode():
+                out = model(x_all)
+                float(loss_fn(out, y_all))
+                float((out.argmax(1) == y_all).double().mean())
         times.append(time.perf_counter() - t)
     with torch.inference_mode():
         accuracy = float((model(x_all).argmax(1) == y_all).double().mean())
-    return Measurement(f"torch-{_short(dtype)}-{threads}t", dtype, times[1:], accuracy)
+    name = f"torch-{_short(dtype)}-{threads}t" + ("+metrics" if epoch_metrics else "")
+    return Measurement(name, dtype, times[1:], accuracy)
 
 
 # -------------------------------------------------------------------------- sklearn

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from core.csv_fast import fast_csv
 from core.data import Dataset
 from core.errors import DatasetError, UnsafeFileError
 from core.specs import NAME_MAX_LENGTH, Task
@@ -163,7 +164,11 @@ def dataset_from_csv(
             f"the CSV file is not UTF-8 text (invalid byte at offset {exc.start})", "file"
         ) from None
 
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=chosen or sniff_delimiter(text))
+    delimiter = chosen or sniff_delimiter(text)
+    fast = _fast(text, delimiter, target.strip(), task, name)
+    if fast is not None:
+        return fast
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
     except csv.Error as exc:
@@ -233,17 +238,22 @@ def dataset_from_npz_bytes(
     task: Task,
     class_names: list[str] | None,
     feature_names: list[str],
+    copy: bool = True,
 ) -> Dataset:
     """Load the arrays written by :func:`dataset_to_npz_bytes` and check them again.
 
     Array headers are read before any data: an object array (which would need
     pickle) raises ``UnsafeFileError`` and nothing is unpickled or executed. Any
     other unreadable or inconsistent file raises ``DatasetError``.
+
+    ``copy`` False (a file this service wrote, e.g. read back from its database):
+    arrays stored uncompressed are read-only views into ``b`` rather than copies,
+    so decoding needs no second dataset's worth of memory (no CRC check then).
     """
     name = check_name(name)
     task = check_task(task)
     b = _file_bytes(b, "an .npz file")
-    arrays = _read_npz(b, ("features", "targets"))
+    arrays = _read_npz(b, ("features", "targets"), copy=copy)
     features, targets = arrays["features"], arrays["targets"]
 
     if features.ndim != 2 or features.dtype != np.float64:
@@ -337,6 +347,33 @@ def _target_columns(header: list[str], target: str, task: Task) -> list[int]:
     )
 
 
+def _fast(text: str, delimiter: str, target: str, task: Task, name: str) -> Dataset | None:
+    """``core.csv_fast`` for a plain file whose first line is its header; None: parse it
+    the slow way (which also raises every error, with its line and column)."""
+    first = text.split("\n", 1)[0].rstrip("\r")
+    if not first.strip() or '"' in text:
+        return None
+    try:
+        header = _check_header(next(csv.reader([first], delimiter=delimiter)))
+        target_columns = _target_columns(header, target, task)
+    except (DatasetError, csv.Error, StopIteration):
+        return None
+    feature_columns = [j for j in range(len(header)) if j not in target_columns]
+    if not feature_columns:
+        return None
+    parsed = fast_csv(text, delimiter, len(header), feature_columns, target_columns, task, _INTEGER)
+    if parsed is None:
+        return None
+    features, targets, class_names = parsed
+    feature_names = [header[j] for j in feature_columns]
+    if class_names is not None:
+        try:
+            _check_class_count(len(class_names), features.shape[0])
+        except DatasetError:
+            return None
+    return Dataset(name, task, features, targets, class_names, feature_names)
+
+
 def _csv_number(cell: str, line: int, column: str) -> float:
     text = cell.strip()
     where = f"line {line}, column {column!r}"
@@ -356,21 +393,30 @@ def _csv_number(cell: str, line: int, column: str) -> float:
     raise DatasetError(f"{where}: {describe(cell)} is not a number", "file")
 
 
-def _read_npz(b: bytes, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """The named arrays of an ``.npz``; object arrays are refused before loading."""
+def _read_npz(b: bytes, keys: tuple[str, ...], copy: bool = True) -> dict[str, np.ndarray]:
+    """The named arrays of an ``.npz``; object arrays are refused before loading.
+    ``copy`` False: views into ``b`` of the arrays stored uncompressed."""
+    views: dict[str, np.ndarray] = {}
     try:
         with zipfile.ZipFile(io.BytesIO(b)) as archive:
             for key in keys:
-                with archive.open(f"{key}.npy") as member:
+                info = archive.getinfo(f"{key}.npy")
+                with archive.open(info) as member:
                     version = np.lib.format.read_magic(member)
                     if version == (1, 0):
-                        _, _, dtype = np.lib.format.read_array_header_1_0(member)
+                        shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
                     else:
-                        _, _, dtype = np.lib.format.read_array_header_2_0(member)
+                        shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
                     if dtype.hasobject:
                         raise UnsafeFileError(
                             f"{key}: object arrays need pickle to load and are refused"
                         )
+                    if not copy and info.compress_type == zipfile.ZIP_STORED:
+                        view = _stored_view(b, info, member.tell(), shape, fortran, dtype)
+                        if view is not None:
+                            views[key] = view
+        if len(views) == len(keys):
+            return views
         with np.load(io.BytesIO(b), allow_pickle=False) as npz:
             return {key: npz[key] for key in keys}
     except UnsafeFileError:
@@ -383,3 +429,29 @@ def _read_npz(b: bytes, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
         raise DatasetError(f"the .npz file cannot be read: {exc}", "file") from None
     except (OSError, EOFError, zipfile.BadZipFile, RuntimeError) as exc:
         raise DatasetError(f"the .npz file cannot be read: {exc}", "file") from None
+
+
+def _stored_view(
+    b: bytes,
+    info: zipfile.ZipInfo,
+    header_bytes: int,
+    shape: tuple[int, ...],
+    fortran: bool,
+    dtype: np.dtype[Any],
+) -> np.ndarray | None:
+    """The array of an uncompressed member as a read-only view into ``b``; None when
+    its local header or size does not add up (then it is read the usual way)."""
+    local = info.header_offset
+    if b[local : local + 4] != b"PK\x03\x04":
+        return None
+    name_length = int.from_bytes(b[local + 26 : local + 28], "little")
+    extra_length = int.from_bytes(b[local + 28 : local + 30], "little")
+    start = local + 30 + name_length + extra_length + header_bytes
+    count = int(np.prod(shape, dtype=np.int64))
+    if (
+        header_bytes + count * dtype.itemsize != info.file_size
+        or start + count * dtype.itemsize > len(b)
+    ):
+        return None
+    array = np.frombuffer(b, dtype=dtype, count=count, offset=start)
+    return array.reshape(shape, order="F" if fortran else "C")

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.query import StrictQuery
 from app.api.upload_form import read_upload_form
 from app.config import Settings
+from app.db.datasets import DatasetSummary
 from app.db.engine import write_session
 from app.deps import CurrentUser, SessionDep, SettingsDep
 from app.errors import BadRequest, UnsupportedMediaType
@@ -133,12 +134,11 @@ async def create_dataset(request: Request, user: CurrentUser, settings: Settings
     if content_type.startswith("multipart/form-data"):
         form = await read_upload_form(request, settings)
         try:
-            content = await run_in_threadpool(form.read_file)
+            parsed = await offload_process(
+                "upload", parse_form_upload, form.path, form.fields, form.filename, settings
+            )
         finally:
             form.close()
-        parsed = await offload_process(
-            "upload", parse_form_upload, content, form.fields, form.filename, settings
-        )
     elif "json" in content_type:
         body = await request.body()
         parsed = await offload_process("upload", parse_json_upload, body, settings)
@@ -152,22 +152,28 @@ async def create_dataset(request: Request, user: CurrentUser, settings: Settings
     )
 
 
-def parse_json_upload(body: bytes, settings: Settings) -> tuple[Dataset, bytes]:
+def parse_json_upload(body: bytes, settings: Settings) -> tuple[DatasetSummary, bytes]:
     """A JSON upload, parsed and encoded (in an offload process)."""
     dataset = _from_json(body, settings)
-    return dataset, dataset_service.encode_dataset(dataset, settings)
+    return DatasetSummary.of(dataset), dataset_service.encode_dataset(dataset, settings)
 
 
 def parse_form_upload(
-    content: bytes | None, fields: dict[str, str], filename: str | None, settings: Settings
-) -> tuple[Dataset, bytes]:
-    """A CSV upload, parsed and encoded (in an offload process)."""
+    path: str | None, fields: dict[str, str], filename: str | None, settings: Settings
+) -> tuple[DatasetSummary, bytes]:
+    """A CSV upload (the file at ``path``, streamed there by the API process), parsed and
+    encoded in an offload process."""
+    content = None
+    if path is not None:
+        with open(path, "rb") as f:
+            content = f.read()
     dataset = _from_form(content, fields, filename, settings)
-    return dataset, dataset_service.encode_dataset(dataset, settings)
+    del content
+    return DatasetSummary.of(dataset), dataset_service.encode_dataset(dataset, settings)
 
 
 def _store(
-    factory: sessionmaker[Session], owner: Caller, dataset: Dataset, data: bytes, settings: Settings
+    factory: sessionmaker[Session], owner: Caller, dataset: Dataset | DatasetSummary, data: bytes, settings: Settings
 ) -> DatasetOut:
     with write_session(factory) as session:
         return dataset_service.create_dataset(

@@ -42,9 +42,11 @@ class UploadForm:
     filename: str | None = None
     file_bytes: int = 0
 
-    def read_file(self) -> bytes | None:
-        """The whole file (at most ``ANNLAB_MAX_DATASET_BYTES``), None without one."""
-        return self.file.read() if self.file is not None else None
+    @property
+    def path(self) -> str | None:
+        """Where the file is, for the process that parses it (the API process never
+        holds the whole file: that was its largest allocation); None without one."""
+        return str(self.file.name) if self.file is not None else None
 
     def close(self) -> None:
         if self.file is not None:
@@ -113,7 +115,8 @@ class _FormReader:
                 "send one CSV file per upload: the form has a second `file`", field="file"
             )
         self.form.filename = options[b"filename"].decode("utf-8", "replace")
-        self.form.file = tempfile.TemporaryFile()  # noqa: SIM115  # closed by UploadForm.close
+        # named, for the offload process to read; deleted on close (UploadForm.close)
+        self.form.file = tempfile.NamedTemporaryFile(prefix="annlab-upload-")  # noqa: SIM115
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if not self._is_file:
@@ -158,7 +161,7 @@ async def read_upload_form(request: Request, settings: Settings) -> UploadForm:
         reader.form.close()
         raise
     if reader.form.file is not None:
-        reader.form.file.seek(0)
+        reader.form.file.flush()
     return reader.form
 
 

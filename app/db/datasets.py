@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
+from typing import cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, undefer
@@ -30,10 +32,43 @@ def task_of(row: DatasetRow) -> Task:
     raise ValueError(f"dataset {row.id!r} has an unknown task {row.task!r}")
 
 
+@dataclass(frozen=True)
+class DatasetSummary:
+    """What the row of a dataset needs besides its ``.npz``: an upload parsed in another
+    process sends this back, not the arrays (the API process never holds them)."""
+
+    name: str
+    task: Task
+    n_samples: int
+    n_features: int
+    n_outputs: int
+    class_names: list[str] | None
+    feature_names: list[str]
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> DatasetSummary:
+        return cls(
+            dataset.name,
+            dataset.task,
+            dataset.n_samples,
+            dataset.n_features,
+            dataset.n_outputs,
+            list(dataset.class_names) if dataset.class_names is not None else None,
+            list(dataset.feature_names),
+        )
+
+
 def create_dataset(
-    *, session: Session, owner_id: str, dataset: Dataset, data: bytes | None = None
+    *,
+    session: Session,
+    owner_id: str,
+    dataset: Dataset | DatasetSummary,
+    data: bytes | None = None,
 ) -> DatasetRow:
-    """Store ``dataset``; ``data`` is its ``dataset_to_npz_bytes`` when the caller has it."""
+    """Store ``dataset``; ``data`` is its ``dataset_to_npz_bytes`` when the caller has it
+    (required with a ``DatasetSummary``)."""
+    if data is None and isinstance(dataset, DatasetSummary):
+        raise ValueError("a DatasetSummary is stored with its .npz bytes")
     row = DatasetRow(
         id=new_dataset_id(),
         owner_id=owner_id,
@@ -45,7 +80,7 @@ def create_dataset(
         class_names=list(dataset.class_names) if dataset.class_names is not None else None,
         feature_names=list(dataset.feature_names),
         created_at=utcnow(),
-        data=data if data is not None else dataset_to_npz_bytes(dataset),
+        data=data if data is not None else dataset_to_npz_bytes(cast(Dataset, dataset)),
     )
     session.add(row)
     session.flush()
@@ -67,8 +102,10 @@ def list_datasets(*, session: Session, owner_id: str | None) -> list[DatasetRow]
 
 
 def load_dataset_arrays(
-    *, session: Session, dataset_id: str, owner_id: str | None = None
+    *, session: Session, dataset_id: str, owner_id: str | None = None, copy: bool = True
 ) -> Dataset | None:
+    """The upload's arrays; ``copy`` False: read-only views into the stored blob (the
+    worker's, which never changes them), so decoding does not double the memory."""
     query = select(DatasetRow).options(undefer(DatasetRow.data)).where(DatasetRow.id == dataset_id)
     if owner_id is not None:
         query = query.where(DatasetRow.owner_id == owner_id)
@@ -81,6 +118,7 @@ def load_dataset_arrays(
         task=task_of(row),
         class_names=row.class_names,
         feature_names=row.feature_names,
+        copy=copy,
     )
 
 

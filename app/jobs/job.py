@@ -23,7 +23,7 @@ from app.db import progress
 from app.db import runs as run_store
 from app.db import snapshots as snapshot_store
 from app.db.engine import transaction
-from app.services.datasets import find_dataset
+from app.jobs.overhead import JobTimers
 from core.data import Dataset
 from core.serialize import TrainedModel
 from core.snapshots import plan_snapshots
@@ -80,7 +80,7 @@ class Job:
         #: (epoch, .npz) of snapshots taken and not yet written: written with the metrics
         self.snapshots: list[tuple[int, bytes]] = []
         self.n_parameters = 0
-        self.last_flush = 0.0
+        self.last_flush = float("-inf")  # the first epoch is written at once
         self.last_poll = 0.0
         self.last_heartbeat = time.monotonic()
         #: When this stretch of training began: the time limit counts from here, on top
@@ -94,25 +94,35 @@ class Job:
         self.slice_started: float | None = None
         self.cause: Cause | None = None
         self.owner_id = ""
+        self.timers = JobTimers()
+        self.epochs = 0
 
     # -- callbacks of core.training.train
 
     def on_snapshot(self, epoch: int, model: TrainedModel) -> None:
-        """Held until ``on_epoch`` (next): the epoch's metrics and snapshot share a
-        transaction. The last-epoch one (after the loop) goes with the outcome."""
-        self.snapshots.append((epoch, model.to_npz_bytes()))
+        """Held with the pending epochs: an epoch's metrics and snapshot share a
+        transaction (the next flush; the last-epoch one goes with the outcome)."""
+        with self.timers.timing("snapshots"):
+            self.snapshots.append((epoch, model.to_npz_bytes()))
 
     def on_epoch(self, metrics: EpochMetrics) -> None:
+        """Written every ``FLUSH_SECONDS`` at most, snapshots included: a transaction
+        per snapshot epoch cost more than the training of a small run (12 of W1's 101
+        epochs have one under the default ``log`` plan). A crash loses nothing: the
+        resumed run trains those epochs again from the checkpoint and writes both."""
+        self.epochs += 1
         self.pending.append(metrics.as_dict())
-        if self.snapshots or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
-            self._write(self._flush)
+        if time.monotonic() - self.last_flush >= FLUSH_SECONDS:
+            with self.timers.timing("snapshots" if self.snapshots else "writes"):
+                self._write(self._flush)
 
     def should_stop(self) -> Stop | None:
         """``STOP_FOR_CAUSE`` of why the run must end early (a pause on shutdown and at
         the end of a slice returns a checkpoint); None: keep training. Between two reads
         of the run's row (every ``CANCEL_POLL_SECONDS``) this costs two clock reads."""
         if self.cause is None:
-            self._poll()
+            with self.timers.timing("polls"):
+                self._poll()
         if self.cause is None:
             return None
         return STOP_FOR_CAUSE[self.cause]
@@ -167,7 +177,8 @@ class Job:
             self._flush(session)
             self._save(session, checkpoint)
 
-        self._write(write, f"its checkpoint at epoch {checkpoint.epoch}")
+        with self.timers.timing("checkpoints"):
+            self._write(write, f"its checkpoint at epoch {checkpoint.epoch}")
 
     def _write(self, work: Callable[[Session], None], what: str = "its progress") -> None:
         """``work`` in one write transaction, retried while the database is locked or
@@ -217,6 +228,13 @@ class Job:
 
     def run(self) -> None:
         try:
+            self._run()
+        finally:
+            log.info("run %s timers: epochs=%d %s", self.run_id, self.epochs, self.timers.line())
+
+    def _run(self) -> None:
+        setup = time.monotonic()
+        try:
             with transaction(self.factory) as session:
                 progress.rewind_to_checkpoint(session=session, run_id=self.run_id)
                 row = run_store.get_run(session=session, run_id=self.run_id, owner_id=None)
@@ -228,7 +246,7 @@ class Job:
                 checkpoint_row = progress.load_checkpoint(session=session, run_id=self.run_id)
                 checkpoint_bytes = checkpoint_row.data if checkpoint_row is not None else None
             with self.factory() as session:
-                data = find_dataset(session=session, dataset_id=dataset_id, owner_id=None)
+                data = self.worker.datasets.get(session, dataset_id)
             if data is None:
                 self._finish(
                     status=RunStatus.FAILED,
@@ -237,7 +255,10 @@ class Job:
                 )
                 return
             spec = RunSpec.model_validate(spec_json)
-            result = self._train(spec, data, self._load_checkpoint(checkpoint_bytes))
+            resume = self._load_checkpoint(checkpoint_bytes)
+            self.timers.setup += time.monotonic() - setup
+            with self.timers.timing("train"):
+                result = self._train(spec, data, resume)
         except Exception as exc:
             log.error("run %s failed:\n%s", self.run_id, traceback.format_exc())
             self._finish(
@@ -246,7 +267,8 @@ class Job:
                 error=f"{type(exc).__name__}: {exc}",
             )
             return
-        self._conclude(result)
+        with self.timers.timing("finish"):
+            self._conclude(result)
 
     def _load_checkpoint(self, checkpoint_bytes: bytes | None) -> Checkpoint | None:
         if checkpoint_bytes is None:

@@ -29,6 +29,7 @@ from app.jobs.job import (
     Cause,
     Job,
 )
+from app.jobs.overhead import DatasetCache
 
 #: What other modules and tests imported from here before ``app.jobs.job`` held them.
 _Job = Job
@@ -107,6 +108,7 @@ class Worker:
         self.config = config
         self.worker_id = config.worker_id
         self.stop_requested = stop_requested
+        self.datasets = DatasetCache()
 
     def loop(self, wake: EventLike) -> None:
         """Claim and train runs until ``stop_requested``; wait for ``wake`` when idle."""

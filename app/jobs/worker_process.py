@@ -3,6 +3,7 @@ CPU priority, and the loop of ``app.jobs.worker.Worker``."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -49,6 +50,12 @@ def process_main(
     worker = Worker(
         factory=make_session_factory(engine), config=config, stop_requested=stop_requested
     )
+    # Everything alive now (the app's, SQLAlchemy's and NumPy's modules: ~150,000
+    # objects) lives as long as the process: frozen, out of the collector's sight, so
+    # its full collections during training do not walk them all (a W1 epoch in a
+    # process with such a heap: 0.63 ms, frozen 0.48, in a bare process 0.30).
+    gc.collect()
+    gc.freeze()
     try:
         worker.loop(wake)
     finally:

@@ -13,6 +13,7 @@ from app.config import Settings
 from app.db import datasets as dataset_store
 from app.db import runs as run_store
 from app.db import users as user_store
+from app.db.datasets import DatasetSummary
 from app.errors import Conflict, Forbidden, LimitExceeded, NotFound, limit_message
 from app.schemas import DatasetOut
 from app.services import audit, storage
@@ -126,7 +127,12 @@ def encode_dataset(dataset: Dataset, settings: Settings) -> bytes:
 
 
 def create_dataset(
-    *, session: Session, owner: Caller, dataset: Dataset, data: bytes, settings: Settings
+    *,
+    session: Session,
+    owner: Caller,
+    dataset: Dataset | DatasetSummary,
+    data: bytes,
+    settings: Settings,
 ) -> DatasetOut:
     """Store an encoded upload (``encode_dataset``) for ``owner``: one short write; commits.
     422 when it would take the owner past ``ANNLAB_MAX_STORAGE_BYTES_PER_USER``."""

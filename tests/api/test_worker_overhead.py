@@ -1,0 +1,172 @@
+"""The worker's own cost around the engine: its timers, and how often it writes.
+
+A worker thread the test owns (``executor="none"``) trains the runs; nothing here
+asserts a time, only what was timed and how many transactions were written.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.db import datasets as dataset_store
+from app.db import progress
+from app.jobs import overhead
+from app.jobs import worker as worker_module
+from app.jobs.overhead import DatasetCache, JobTimers
+from app.jobs.worker import Worker, WorkerConfig
+from tests.support.specs import iris_spec
+from tests.support.waiting import wait_for
+
+from .conftest import API
+
+
+@pytest.fixture
+def driven(make_client: Any) -> Iterator[tuple[TestClient, threading.Event]]:
+    """An app without executor, and one worker thread the test owns."""
+    client = make_client(executor="none")
+    stop, wake = threading.Event(), threading.Event()
+    config = WorkerConfig(worker_id="test-worker", checkpoint_seconds=10.0, max_run_seconds=0)
+    worker = Worker(
+        factory=client.app.state.session_factory,  # type: ignore[attr-defined]
+        config=config,
+        stop_requested=stop.is_set,
+    )
+    thread = threading.Thread(target=worker.loop, args=(wake,), daemon=True)
+    thread.start()
+    yield client, wake
+    stop.set()
+    wake.set()
+    thread.join(timeout=30)
+
+
+def train(client: TestClient, wake: threading.Event, spec: dict[str, Any]) -> dict[str, Any]:
+    run_id = client.post(f"{API}/runs", json=spec).json()["id"]
+    wake.set()
+
+    def done() -> dict[str, Any] | None:
+        run = client.get(f"{API}/runs/{run_id}").json()
+        return run if run["status"] in ("succeeded", "failed", "cancelled") else None
+
+    run = wait_for(done, timeout=60, message=f"run {run_id} never finished")
+    assert run["status"] == "succeeded", run
+    return dict(run)
+
+
+def test_a_run_logs_its_timers_at_the_end(
+    driven: tuple[TestClient, threading.Event], caplog: pytest.LogCaptureFixture
+) -> None:
+    client, wake = driven
+    with caplog.at_level(logging.INFO, logger="annlab.worker"):
+        run = train(client, wake, iris_spec(epochs=30))
+        line = wait_for(
+            lambda: next(
+                (r.getMessage() for r in caplog.records if "timers:" in r.getMessage()), None
+            ),
+            timeout=10,
+            message="no timers line",
+        )
+    match = re.fullmatch(rf"run {run['id']} timers: epochs=30 (.*)", line)
+    assert match, line
+    values = {k: float(v) for k, v in (kv.split("=") for kv in match.group(1).split())}
+    expected = {"setup", "train", "writes", "polls", "checkpoints", "snapshots", "finish"}
+    assert set(values) == expected | {"engine"}
+    assert all(v >= 0 for v in values.values()), values
+    assert values["setup"] > 0 and values["train"] > 0 and values["finish"] > 0
+    inside = values["writes"] + values["polls"] + values["checkpoints"] + values["snapshots"]
+    assert values["engine"] == pytest.approx(max(0.0, values["train"] - inside), abs=2e-4)
+
+
+def test_timers_sum_what_they_time() -> None:
+    timers = JobTimers()
+    for _ in range(3):
+        with timers.timing("writes"):
+            pass
+    assert timers.writes >= 0 and timers.callbacks == timers.writes
+    assert timers.line().startswith("setup=0.0000 train=0.0000 ")
+
+
+def test_snapshot_epochs_do_not_each_cost_a_transaction(
+    driven: tuple[TestClient, threading.Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Snapshots ride with the timed progress flush: with flushes far apart, a 100-epoch
+    run (12 snapshot epochs under the ``log`` plan) writes its progress twice (the first
+    epoch, then the outcome), and still stores every epoch's metrics and snapshot."""
+    client, wake = driven
+    monkeypatch.setattr(worker_module, "FLUSH_SECONDS", 3600.0)
+    monkeypatch.setattr(worker_module, "HEARTBEAT_SECONDS", 3600.0)
+    calls: list[int] = []
+    original = progress.record_progress
+
+    def counted(**kwargs: Any) -> bool:
+        calls.append(len(kwargs["epochs"]))
+        return original(**kwargs)
+
+    monkeypatch.setattr(worker_module.progress, "record_progress", counted)
+    run = train(client, wake, iris_spec(epochs=100))
+    assert calls == [1, 99], calls
+    epochs = client.get(f"{API}/runs/{run['id']}/snapshots").json()["epochs"]
+    assert epochs == [1, 2, 3, 5, 7, 10, 20, 30, 50, 70, 100]
+    metrics = client.get(f"{API}/runs/{run['id']}/metrics").json()
+    assert metrics["epoch"] == list(range(1, 101))
+
+
+def upload(client: TestClient) -> str:
+    rows = [[float(i % 7), float(i % 5), float(i % 3)] for i in range(60)]
+    body = {
+        "name": "small",
+        "task": "classification",
+        "features": rows,
+        "targets": [i % 3 for i in range(60)],
+    }
+    response = client.post(f"{API}/datasets", json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def test_runs_on_the_same_upload_decode_it_once(
+    driven: tuple[TestClient, threading.Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, wake = driven
+    dataset_id = upload(client)
+    loads: list[str] = []
+    original = dataset_store.load_dataset_arrays
+
+    def counted(**kwargs: Any) -> Any:
+        if kwargs.get("copy", True) is False:  # the worker's: views into the blob
+            loads.append(kwargs["dataset_id"])
+        return original(**kwargs)
+
+    monkeypatch.setattr(overhead.dataset_store, "load_dataset_arrays", counted)
+    spec = {**iris_spec(epochs=3), "dataset": dataset_id}
+    first, second = train(client, wake, spec), train(client, wake, spec)
+    assert loads == [dataset_id]
+    one = client.get(f"{API}/runs/{first['id']}/weights").json()["layers"]
+    assert client.get(f"{API}/runs/{second['id']}/weights").json()["layers"] == one
+    train(client, wake, iris_spec(epochs=2))  # a built-in (cached by core.datasets)
+    train(client, wake, spec)
+    assert loads == [dataset_id]
+
+
+def test_the_cache_asks_whether_the_upload_still_exists(make_client: Any) -> None:
+    client = make_client(executor="none")
+    dataset_id = upload(client)
+    factory = client.app.state.session_factory  # type: ignore[attr-defined]
+    cache = DatasetCache()
+    with factory() as session:
+        data = cache.get(session, dataset_id)
+    assert data is not None and not data.features.flags.writeable
+    with pytest.raises(ValueError):
+        data.features[0, 0] = 1.0  # shared with later runs: nobody may change it
+    with factory() as session:
+        dataset_store.delete_dataset(session=session, dataset_id=dataset_id)
+        session.commit()
+    with factory() as session:
+        assert cache.get(session, dataset_id) is None
+    assert cache.dataset is None

@@ -1,0 +1,49 @@
+"""Smoke tests of bench.service, bench.growth and bench.small_runs on toy inputs: the
+specs they submit are valid, their tables render, their CSV parses. No timing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench import growth, service
+from bench.common import WORKLOADS
+from core.loaders import dataset_from_csv
+from core.specs import RunSpec
+
+
+def test_the_service_spec_is_the_engine_spec_on_the_upload() -> None:
+    body = service.service_spec(WORKLOADS["W4"], "ds_x")
+    spec = RunSpec.model_validate(body)
+    assert spec.dataset == "ds_x" and spec.training.threads == 2
+    assert spec.training.epochs == 1 + WORKLOADS["W4"].timed_epochs
+    assert RunSpec.model_validate(service.service_spec(WORKLOADS["W1"], "d")).training.threads == 1
+
+
+def test_tables_and_verdicts_render() -> None:
+    run = service.ServiceRun(
+        "run_1",
+        6,
+        0.6,
+        {"setup": 0.01, "train": 0.55, "finish": 0.02, "engine": 0.5, "writes": 0.01},
+    )
+    rep = service.Repeat("W2", run, 0.09, 0.08, {"torch-f32-1t+metrics": 0.3}, 0.25, {"s": 0.1})
+    assert "W2" in service.results_table([rep])
+    assert "16.7%" in service.overhead_table([rep])
+    assert service.verdicts([rep])[0].startswith("W2: x best torch 3.00 (≥ 2.5) MET")
+
+
+def test_timer_lines_are_read_from_the_log(tmp_path: Path) -> None:
+    log = tmp_path / "annlab.log"
+    log.write_text("INFO:     annlab.worker run run_9 timers: epochs=3 setup=0.5000 engine=1.0\n")
+    assert service.read_timers(str(log), "run_9") == {"setup": 0.5, "engine": 1.0}
+    assert service.read_timers(str(log), "run_8", timeout=0.01) == {}
+
+
+def test_the_growth_csv_parses(tmp_path: Path) -> None:
+    path = tmp_path / "g.csv"
+    growth.write_csv(str(path), 50)
+    ds = dataset_from_csv(
+        content=path.read_bytes(), target="label", task="classification", name="g"
+    )
+    assert ds.features.shape == (50, growth.N_FEATURES) and len(ds.class_names or []) == 10
+    RunSpec.model_validate(growth.run_spec("ds_1"))
