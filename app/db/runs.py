@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, case, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.db.tables import (
@@ -316,6 +316,42 @@ def queue_order() -> Any:
     return func.coalesce(RunRow.queued_at, RunRow.created_at)
 
 
+def fair_order(query: SelectT) -> SelectT:
+    """``query`` (over queued runs) in the order workers take them: the owner with the
+    fewest runs running first, then the owner served least recently (whose runs were
+    last on a worker earliest; never served: first), then the queue's order. So two users'
+    backlogs of short runs alternate on the workers instead of draining first come,
+    first served, and a user's run paused after its slice goes behind another's
+    waiting run. Within one user the queue's order stands."""
+    running = (
+        select(RunRow.owner_id.label("owner_id"), func.count().label("n"))
+        .where(RunRow.status == RunStatus.RUNNING)
+        .group_by(RunRow.owner_id)
+        .subquery()
+    )
+    # When a run was last on a worker: its start, or the end of its last slice (a run
+    # paused after its slice rejoined the queue then: ``queued_at``), whichever is later.
+    served_at = case(
+        (RunRow.queued_at > RunRow.started_at, RunRow.queued_at), else_=RunRow.started_at
+    )
+    served = (
+        select(RunRow.owner_id.label("owner_id"), func.max(served_at).label("last"))
+        .where(RunRow.started_at.is_not(None))
+        .group_by(RunRow.owner_id)
+        .subquery()
+    )
+    return (
+        query.outerjoin(running, running.c.owner_id == RunRow.owner_id)
+        .outerjoin(served, served.c.owner_id == RunRow.owner_id)
+        .order_by(
+            func.coalesce(running.c.n, 0),
+            served.c.last.asc().nulls_first(),
+            queue_order(),
+            RunRow.id,
+        )
+    )
+
+
 def eligible_queued(max_running_per_user: int, query: SelectT) -> SelectT:
     """``query`` restricted to queued runs a worker may claim: their owner has fewer
     than ``max_running_per_user`` runs running (0 = no limit)."""
@@ -349,8 +385,7 @@ def claim_next(*, session: Session, worker_id: str, max_running_per_user: int = 
     for a run, one takes it and the other tries the next candidate (``claim``).
     """
     candidates = session.execute(
-        eligible_queued(max_running_per_user, select(RunRow.id, RunRow.owner_id))
-        .order_by(queue_order(), RunRow.id)
+        fair_order(eligible_queued(max_running_per_user, select(RunRow.id, RunRow.owner_id)))
         .limit(5)
     ).all()
     for run_id, owner_id in candidates:

@@ -113,3 +113,58 @@ def test_claims_respect_the_limit_under_concurrent_workers(make_client) -> None:
     for thread in threads:
         thread.join()
     assert len([run for run in claimed if run is not None]) == 2, claimed
+
+
+def runs_of_b(factory: sessionmaker[Session], template_id: str, n: int) -> list[str]:
+    with transaction(factory) as session:
+        session.add(User(id="user_b", name="b"))
+        session.flush()
+        template = run_store.get_run(session=session, run_id=template_id, owner_id=None)
+        return [
+            run_store.create_run(
+                session=session,
+                owner_id="user_b",
+                dataset_id="iris",
+                spec=template.spec,
+                name=f"b's run {i}",
+                epochs=template.epochs,
+                n_parameters=template.n_parameters,
+            ).id
+            for i in range(n)
+        ]
+
+
+def test_two_backlogs_of_short_runs_alternate_on_one_worker(make_client) -> None:
+    # A submits 4 runs, then B 4: a first-come queue would train all of A's first.
+    client = make_client(executor="none")
+    factory = client.app.state.session_factory
+    a_runs = [submit(client, short_spec(seed))["id"] for seed in range(4)]
+    b_runs = runs_of_b(factory, a_runs[0], 4)
+    order = []
+    while (run_id := claim(factory, "w1", limit=0)) is not None:
+        order.append(run_id)
+        finish(factory, run_id, "w1")
+    turns = [run for pair in zip(a_runs, b_runs, strict=True) for run in pair]
+    assert order == turns, "each user's runs in their order, the users taking turns"
+
+
+def test_a_sliced_run_takes_turns_with_another_users_backlog(make_client) -> None:
+    # A's long run started first; after each of its slices it rejoins the queue, and B
+    # (served since) must still get the next turn: the turn goes by when each user was
+    # last on a worker, not by when A's run first started.
+    client = make_client(executor="none")
+    factory = client.app.state.session_factory
+    giant = submit(client, short_spec(0))["id"]
+    assert claim(factory, "w1", limit=0) == giant
+    b_runs = runs_of_b(factory, giant, 3)
+    order = []
+    for _ in range(3):
+        with transaction(factory) as session:  # the end of the giant's slice
+            progress.requeue(
+                session=session, run_ids=[giant], crashed=False, only_worker="w1", behind=True
+            )
+        taken = claim(factory, "w1", limit=0)
+        order.append(taken)
+        finish(factory, taken, "w1")
+        assert claim(factory, "w1", limit=0) == giant, "A's run again after B's turn"
+    assert order == b_runs
