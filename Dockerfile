@@ -28,7 +28,9 @@ RUN python -m venv --without-pip /opt/venv
 WORKDIR /src
 # Dependencies first, from the lock alone (exact versions, hashes checked, wheels
 # only: no compiler): editing the source never re-runs this layer. Then what a
-# server never runs goes: test suites, plotly's JupyterLab extension, debug info.
+# server never runs goes: test suites, debug info, and of the plotly package all
+# but the plotly.min.js the dashboard serves (annlab never imports plotly's figure
+# classes: its plots are matplotlib's; tests/container checks the file is served).
 COPY requirements.lock ./
 COPY wheels/ ./wheels/
 RUN if [ "$OFFLINE" = 1 ]; then set -- --no-index --find-links=/src/wheels; fi \
@@ -36,7 +38,8 @@ RUN if [ "$OFFLINE" = 1 ]; then set -- --no-index --find-links=/src/wheels; fi \
        --only-binary=:all: --no-compile "$@" -r requirements.lock \
     && site=/opt/venv/lib/python3.11/site-packages \
     && find "$site" -mindepth 2 -type d -name tests -prune -exec rm -rf {} + \
-    && rm -rf "$site/plotly/labextension" \
+    && (cd "$site/plotly" && rm -rf labextension graph_objs graph_objects validators \
+            express figure_factory matplotlylib package_data/widgetbundle.js) \
     && if command -v strip >/dev/null; then \
            find "$site" -type f -name '*.so' -not -path '*.libs/*' | while read -r so; do \
                readelf -S "$so" | grep -q '[.]debug_info' || continue; \

@@ -282,3 +282,18 @@ def test_stop_with_a_run_in_progress_resumes_bit_for_bit(lab: Lab, key: str) -> 
         f"of {LONG_SPEC['training']['epochs']}; resumed after start: weights identical to the "
         "straight-through run, bit for bit"
     )
+
+
+def test_the_dashboard_and_its_plotly_are_served_from_the_image(lab: Lab) -> None:
+    """The pages, their static files and Plotly.js come from the installed package (the
+    wheel's package data; the image keeps only plotly.min.js of the plotly package)."""
+    page = lab.client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"], page.text
+    scripts = re.findall(r'src="(/(?:vendor|static)/[^"]+\.js)"', page.text)
+    assert any(src.startswith("/vendor/plotly-") for src in scripts), scripts
+    for src in scripts:
+        answer = lab.client.get(src)
+        assert answer.status_code == 200, (src, answer.status_code)
+        assert answer.content, src
+    plotly = lab.client.get(next(s for s in scripts if s.startswith("/vendor/plotly-")))
+    assert len(plotly.content) > 1_000_000 and b"plotly" in plotly.content[:2000].lower()
