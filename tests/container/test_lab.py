@@ -287,10 +287,13 @@ def test_stop_with_a_run_in_progress_resumes_bit_for_bit(lab: Lab, key: str) -> 
 def test_the_dashboard_and_its_plotly_are_served_from_the_image(lab: Lab) -> None:
     """The pages, their static files and Plotly.js come from the installed package (the
     wheel's package data; the image keeps only plotly.min.js of the plotly package)."""
-    page = lab.client.get("/")
-    assert page.status_code == 200 and "text/html" in page.headers["content-type"], page.text
-    scripts = re.findall(r'src="(/(?:vendor|static)/[^"]+\.js)"', page.text)
+    scripts: list[str] = []
+    for path in ("/", "/datasets"):
+        page = lab.client.get(path)
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"], path
+        scripts += re.findall(r'src="(/(?:vendor|static)/[^"]+)"', page.text)
     assert any(src.startswith("/vendor/plotly-") for src in scripts), scripts
+    assert any(src.startswith("/static/js/") for src in scripts), scripts
     for src in scripts:
         answer = lab.client.get(src)
         assert answer.status_code == 200, (src, answer.status_code)
