@@ -157,16 +157,14 @@ def test_status_cancel_and_delete(idle_client: TestClient) -> None:
 
 
 def test_another_users_experiment_is_404(make_client: Any) -> None:
-    from app.db.engine import make_engine, make_session_factory
+    from app.db.engine import transaction
     from app.db.users import create_user
 
     client = make_client(executor="none", auth=True)
-    factory = make_session_factory(make_engine(client.app.state.settings.resolved_database_url))
     keys = []
     for name in ("ann", "bob"):
-        with factory() as session:
+        with transaction(client.app.state.session_factory) as session:
             keys.append(create_user(session=session, name=name).key)
-            session.commit()
     ann, bob = ({"Authorization": f"Bearer {key}"} for key in keys)
     body = {"name": "mine", "base": iris_spec(), "grid": {"training.seed": [0]}}
     made = client.post(f"{API}/experiments", json=body, headers=ann)

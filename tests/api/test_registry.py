@@ -105,18 +105,19 @@ def test_bad_names_states_and_unknowns(idle_client: TestClient) -> None:
 
 
 def test_another_users_model_is_404(make_client: Any) -> None:
-    from app.db.engine import make_engine, make_session_factory
+    from app.db.engine import transaction
     from app.db.users import create_user
 
     client = make_client(auth=True)
-    factory = make_session_factory(make_engine(client.app.state.settings.resolved_database_url))
+    factory = client.app.state.session_factory
     headers = []
     for name in ("ann", "bob"):
-        with factory() as session:
+        # a write transaction from its start: a read one turned into a write fails at
+        # once ("database is locked") if the app's worker wrote in between
+        with transaction(factory) as session:
             headers.append(
                 {"Authorization": f"Bearer {create_user(session=session, name=name).key}"}
             )
-            session.commit()
     ann, bob = headers
     run = client.post(f"{API}/runs", json=iris_spec(epochs=3), headers=ann).json()
     waited = wait_for_auth(client, run["id"], ann)

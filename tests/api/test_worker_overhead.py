@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 
 from app.db import datasets as dataset_store
 from app.db import progress
+from app.jobs import job as job_module
 from app.jobs import overhead
-from app.jobs import worker as worker_module
 from app.jobs.overhead import DatasetCache, JobTimers
 from app.jobs.worker import Worker, WorkerConfig
 from tests.support.specs import iris_spec
@@ -99,8 +99,8 @@ def test_snapshot_epochs_do_not_each_cost_a_transaction(
     run (12 snapshot epochs under the ``log`` plan) writes its progress twice (the first
     epoch, then the outcome), and still stores every epoch's metrics and snapshot."""
     client, wake = driven
-    monkeypatch.setattr(worker_module, "FLUSH_SECONDS", 3600.0)
-    monkeypatch.setattr(worker_module, "HEARTBEAT_SECONDS", 3600.0)
+    monkeypatch.setattr(job_module, "FLUSH_SECONDS", 3600.0)
+    monkeypatch.setattr(job_module, "HEARTBEAT_SECONDS", 3600.0)
     calls: list[int] = []
     original = progress.record_progress
 
@@ -108,7 +108,7 @@ def test_snapshot_epochs_do_not_each_cost_a_transaction(
         calls.append(len(kwargs["epochs"]))
         return original(**kwargs)
 
-    monkeypatch.setattr(worker_module.progress, "record_progress", counted)
+    monkeypatch.setattr(job_module.progress, "record_progress", counted)
     run = train(client, wake, iris_spec(epochs=100))
     assert calls == [1, 99], calls
     epochs = client.get(f"{API}/runs/{run['id']}/snapshots").json()["epochs"]
