@@ -53,7 +53,7 @@ from bench.common import (
     workload_data,
 )
 from bench.serve import running_server
-from bench.train import engine_dataset, engine_spec, run_sklearn, run_torch
+from bench.train import _have, engine_dataset, engine_spec, run_sklearn, run_torch
 
 DEFAULT_PORT = 19700
 #: ``training.threads`` per workload (W4: the run takes both cores, as PyTorch does).
@@ -373,14 +373,6 @@ def server(
     data_dir = os.path.join(workdir, "data")
     with running_server(data_dir, log_path, extra_env=env, port=port) as (url, pid):
         yield url, pid, log_path
-
-
-def _have(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:

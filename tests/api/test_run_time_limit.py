@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -17,8 +18,9 @@ from sqlalchemy import update
 
 from app.db.engine import transaction
 from app.db.tables import RunRow
-from app.jobs.worker import Worker, WorkerConfig
+from app.jobs.worker import WorkerConfig
 from tests.support.specs import long_spec
+from tests.support.workers import worker_thread
 
 from .conftest import API
 from .test_slicing import add_user, run_of, until
@@ -33,26 +35,13 @@ Start = Callable[[WorkerConfig], threading.Event]
 def drive(make_client: Any) -> Iterator[tuple[TestClient, Start]]:
     """An app without executor; ``start(config)`` runs one worker thread with it."""
     client = make_client(auth=True, executor="none")
-    stop = threading.Event()
-    threads: list[tuple[threading.Thread, threading.Event]] = []
+    with ExitStack() as workers:
 
-    def start(config: WorkerConfig) -> threading.Event:
-        wake = threading.Event()
-        worker = Worker(
-            factory=client.app.state.session_factory,  # type: ignore[attr-defined]
-            config=config,
-            stop_requested=stop.is_set,
-        )
-        thread = threading.Thread(target=worker.loop, args=(wake,), daemon=True)
-        thread.start()
-        threads.append((thread, wake))
-        return wake
+        def start(config: WorkerConfig) -> threading.Event:
+            factory = client.app.state.session_factory  # type: ignore[attr-defined]
+            return workers.enter_context(worker_thread(factory, config))
 
-    yield client, start
-    stop.set()
-    for thread, wake in threads:
-        wake.set()
-        thread.join(timeout=30)
+        yield client, start
 
 
 def stored_trained_seconds(client: TestClient, run_id: str) -> float:

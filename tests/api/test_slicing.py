@@ -17,9 +17,10 @@ from sqlalchemy.exc import OperationalError
 from app.db import progress
 from app.db.engine import transaction
 from app.db.users import create_user
-from app.jobs.worker import Worker, WorkerConfig
+from app.jobs.worker import WorkerConfig
 from tests.support.specs import iris_spec, long_spec
 from tests.support.waiting import wait_for
+from tests.support.workers import worker_thread
 
 from .conftest import API
 
@@ -49,21 +50,11 @@ def until(client: TestClient, run_id: str, headers: dict[str, str], *statuses: s
 def driven(make_client: Any) -> Iterator[tuple[TestClient, threading.Event]]:
     """An app without executor, and one worker thread (slice SLICE s) the test owns."""
     client = make_client(auth=True, executor="none")
-    stop, wake = threading.Event(), threading.Event()
     config = WorkerConfig(
         worker_id="test-worker", checkpoint_seconds=10.0, max_run_seconds=0, slice_seconds=SLICE
     )
-    worker = Worker(
-        factory=client.app.state.session_factory,  # type: ignore[attr-defined]
-        config=config,
-        stop_requested=stop.is_set,
-    )
-    thread = threading.Thread(target=worker.loop, args=(wake,), daemon=True)
-    thread.start()
-    yield client, wake
-    stop.set()
-    wake.set()
-    thread.join(timeout=30)
+    with worker_thread(client.app.state.session_factory, config) as wake:  # type: ignore[attr-defined]
+        yield client, wake
 
 
 def test_a_giant_run_yields_to_another_users_run_and_ends_bit_for_bit(

@@ -20,9 +20,10 @@ from app.db import progress
 from app.jobs import job as job_module
 from app.jobs import overhead
 from app.jobs.overhead import DatasetCache, JobTimers
-from app.jobs.worker import Worker, WorkerConfig
+from app.jobs.worker import WorkerConfig
 from tests.support.specs import iris_spec
 from tests.support.waiting import wait_for
+from tests.support.workers import worker_thread
 
 from .conftest import API
 
@@ -31,19 +32,9 @@ from .conftest import API
 def driven(make_client: Any) -> Iterator[tuple[TestClient, threading.Event]]:
     """An app without executor, and one worker thread the test owns."""
     client = make_client(executor="none")
-    stop, wake = threading.Event(), threading.Event()
     config = WorkerConfig(worker_id="test-worker", checkpoint_seconds=10.0, max_run_seconds=0)
-    worker = Worker(
-        factory=client.app.state.session_factory,  # type: ignore[attr-defined]
-        config=config,
-        stop_requested=stop.is_set,
-    )
-    thread = threading.Thread(target=worker.loop, args=(wake,), daemon=True)
-    thread.start()
-    yield client, wake
-    stop.set()
-    wake.set()
-    thread.join(timeout=30)
+    with worker_thread(client.app.state.session_factory, config) as wake:  # type: ignore[attr-defined]
+        yield client, wake
 
 
 def train(client: TestClient, wake: threading.Event, spec: dict[str, Any]) -> dict[str, Any]:
