@@ -149,27 +149,26 @@ def run_engine(
     dtype: str = "float32",
     timed_epochs: int,
     seed: int = 0,
-    blas_threads: int | None = None,
+    threads: int = 1,
+    suffix: str = "",
 ) -> Measurement:
     """Time ``core.training.train``: epoch time = gap between two ``on_epoch`` calls.
 
-    ``blas_threads`` pins BLAS to that many threads around the whole call (service
-    workers run with OPENBLAS_NUM_THREADS=1); None leaves the engine's own choice.
+    ``threads`` is the spec's ``training.threads``: the engine holds BLAS to that
+    many threads for the whole call, as a service worker does. ``suffix`` is added
+    to the contender's name (the second engine contender of a workload).
     """
     from core.training import train
 
-    if blas_threads is not None:
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(blas_threads, user_api="blas"):
-            m = run_engine(
-                workload, features, labels, dtype=dtype, timed_epochs=timed_epochs, seed=seed
-            )
-        m.contender += f"-{blas_threads}t"
-        return m
-
     dataset = engine_dataset(features, labels)
-    spec = engine_spec(workload, epochs=1 + timed_epochs, dtype=dtype, seed=seed, dataset=dataset)
+    spec = engine_spec(
+        workload,
+        epochs=1 + timed_epochs,
+        dtype=dtype,
+        seed=seed,
+        dataset=dataset,
+        threads=threads,
+    )
     stamps: list[float] = []
     history = []
     cancelled = [False]
@@ -190,7 +189,7 @@ def run_engine(
     times = list(np.diff(stamps))  # the first epoch (warm-up, with setup) is dropped
     last = history[-1]
     return Measurement(
-        f"annlab-{_short(dtype)}",
+        f"annlab-{_short(dtype)}{suffix}",
         dtype,
         [float(t) for t in times],
         float(last.train_accuracy),
@@ -461,15 +460,18 @@ def contenders(
     torch: bool,
     sklearn: bool,
     engine: bool = True,
-    engine_1t: bool = False,
+    engine_threads: int = 1,
 ) -> list[Contender]:
+    """The contenders of one workload. ``engine_threads`` > 1: the engine runs with
+    that many BLAS threads (``training.threads``, named ``annlab-f32``, the one the
+    targets judge) and, beside it, with one (``annlab-f32-1t``)."""
     cores = os.cpu_count() or 1
     out: list[Contender] = []
     for dtype in dtypes:
         if engine:
-            out.append(("engine", run_engine, {"dtype": dtype}))
-            if engine_1t:
-                out.append(("engine", run_engine, {"dtype": dtype, "blas_threads": 1}))
+            out.append(("engine", run_engine, {"dtype": dtype, "threads": engine_threads}))
+            if engine_threads > 1:
+                out.append(("engine", run_engine, {"dtype": dtype, "suffix": "-1t"}))
         if torch:
             for threads in sorted({1, cores}):
                 out.append(("torch", run_torch, {"dtype": dtype, "threads": threads}))
@@ -715,12 +717,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     dtypes = ["float32"] if args.no_f64 else ["float32", "float64"]
     chosen = contenders(dtypes=dtypes, torch=use_torch, sklearn=use_sklearn)
-    # the engine already runs BLAS on 1 thread below core.training.SMALL_GEMM; above
-    # it (W4), also time it pinned to 1 thread, as the service's workers run it
-    from core.training import SMALL_GEMM
-
+    # W4 is judged with `training.threads` = the cores, as bench.service submits it;
+    # the engine on one thread is timed beside it
     chosen_big = contenders(
-        dtypes=dtypes, torch=use_torch, sklearn=use_sklearn, engine_1t=_have("threadpoolctl")
+        dtypes=dtypes, torch=use_torch, sklearn=use_sklearn, engine_threads=os.cpu_count() or 1
     )
     peaks = []
     all_rows: list[Row] = []
@@ -728,10 +728,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         wl = WORKLOADS[name]
         print(f"\n## {wl.describe()}; {wl.n_parameters:,} parameters")
         peaks.append(gemm_peak_gflops())
-        big = max(a * b for a, b in itertools.pairwise(wl.sizes)) * wl.batch_size >= SMALL_GEMM
         results = run_workload(
             wl,
-            chosen_big if big else chosen,
+            chosen_big if name == "W4" else chosen,
             repeats=args.repeats,
             timed_epochs=args.epochs,
             seed=args.seed,

@@ -198,3 +198,26 @@ def test_sweep_interleaves_the_servers_cases_and_ports_stay_in_range() -> None:
     assert serve.port_range("19650-19659") == range(19650, 19660)
     assert serve.port_range(None) is None
     assert serve.free_port(range(19650, 19660)) in range(19650, 19660)
+
+
+def test_main_runs_end_to_end_on_w1(capsys: pytest.CaptureFixture[str]) -> None:
+    """The command itself, not only its parts: an import it makes at run time broke once."""
+    pytest.importorskip("core.training")
+    from bench import train
+
+    code = train.main(["-w", "W1", "--quick", "--no-torch", "--no-sklearn", "--no-f64"])
+    assert code == 0
+    assert "annlab-f32" in capsys.readouterr().out
+
+
+def test_w4_engine_contenders_are_judged_with_the_cores_and_timed_on_one() -> None:
+    from bench import train
+
+    chosen = train.contenders(dtypes=["float32"], torch=False, sklearn=False, engine_threads=2)
+    assert [kwargs for _, _, kwargs in chosen] == [
+        {"dtype": "float32", "threads": 2},
+        {"dtype": "float32", "suffix": "-1t"},
+    ]
+    x, y = common.workload_data(TOY)
+    m = train.run_engine(TOY, x, y, timed_epochs=1, threads=2, suffix="-2t")
+    assert m.contender == "annlab-f32-2t"
