@@ -67,6 +67,21 @@ def pandas_seconds(path: str) -> float:
     return best
 
 
+def parse_seconds(path: str) -> float:
+    """The app's own CSV parse of the file (``core.loaders.dataset_from_csv``, what the
+    offload process runs), best of 2: the part of an upload pandas is a yardstick for."""
+    from core.loaders import dataset_from_csv
+
+    with open(path, "rb") as f:
+        content = f.read()
+    best = float("inf")
+    for _ in range(2):
+        t = time.perf_counter()
+        dataset_from_csv(content=content, target="label", task="classification", name="g")
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
 def _status_mb(pid: int, field: str) -> float:
     with contextlib.suppress(OSError), open(f"/proc/{pid}/status", encoding="ascii") as f:
         for line in f:
@@ -131,6 +146,7 @@ def one_size(
     write_csv(path, n_rows)
     csv_mb = os.path.getsize(path) / 2**20
     pandas_s = pandas_seconds(path)
+    parse_s = parse_seconds(path)
     dataset_mb = n_rows * (N_FEATURES + 1) * 8 / 2**20
 
     before = peaks.reset()
@@ -189,6 +205,7 @@ def one_size(
         "csv_mb": csv_mb,
         "dataset_mb": dataset_mb,
         "pandas_s": pandas_s,
+        "parse_s": parse_s,
         "upload_s": upload_s,
         "server_peak_mb": server_peak,
         "server_growth_mb": server_peak - server_base,
@@ -217,6 +234,8 @@ def report(results: list[dict]) -> None:
                 r["csv_mb"],
                 r["dataset_mb"],
                 r["pandas_s"],
+                r["parse_s"],
+                r["parse_s"] / r["pandas_s"],
                 r["upload_s"],
                 r["upload_s"] / r["pandas_s"],
                 r["server_growth_mb"],
@@ -235,8 +254,10 @@ def report(results: list[dict]) -> None:
                 "CSV MiB",
                 "f64 MiB",
                 "pandas s",
+                "parse s",
+                "parse x pandas",
                 "upload s",
-                "x pandas",
+                "upload x pandas",
                 "API +MiB",
                 "offload +MiB",
                 "setup s",
@@ -252,10 +273,12 @@ def report(results: list[dict]) -> None:
     for r in results:
         d = r["dataset_mb"]
         x = r["upload_s"] / r["pandas_s"]
+        parse = r["parse_s"] / r["pandas_s"]
         server = r["server_growth_mb"]
         worker = r["worker_growth_mb"]
         print(
-            f"{r['rows']:>8} rows: upload+parse {x:.1f}× pandas (≤ 2) {_met(x <= 2)}; API process "
+            f"{r['rows']:>8} rows: parse {parse:.1f}× pandas (≤ 2) {_met(parse <= 2)}, the whole "
+            f"upload request {x:.1f}× {_met(x <= 2)}; API process "
             f"+{server:.0f} MiB = {server / d:.1f}× f64 (≤ 3) {_met(server <= 3 * d)}; offload "
             f"process +{r['offload_peak_mb']:.0f} MiB = {r['offload_peak_mb'] / d:.1f}× f64; "
             f"worker +{worker:.0f} MiB (≤ {2 * d + model_mb:.0f}) {_met(worker <= 2 * d + model_mb)}"

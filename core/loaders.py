@@ -7,12 +7,13 @@ input: the service passes untrusted data straight in.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import math
 import re
 import zipfile
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -42,6 +43,7 @@ __all__ = [
     "dataset_from_csv",
     "dataset_from_json",
     "dataset_from_npz_bytes",
+    "dataset_from_npz_file",
     "dataset_to_npz_bytes",
     "sniff_delimiter",
 ]
@@ -157,6 +159,9 @@ def dataset_from_csv(
     if not isinstance(target, str) or not target.strip():
         raise DatasetError("the target column name must be a non-empty string", "target")
     chosen = _check_delimiter(delimiter)
+    fast = _fast(content, chosen, target.strip(), task, name)
+    if fast is not None:
+        return fast
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -165,9 +170,6 @@ def dataset_from_csv(
         ) from None
 
     delimiter = chosen or sniff_delimiter(text)
-    fast = _fast(text, delimiter, target.strip(), task, name)
-    if fast is not None:
-        return fast
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
@@ -250,10 +252,49 @@ def dataset_from_npz_bytes(
     arrays stored uncompressed are read-only views into ``b`` rather than copies,
     so decoding needs no second dataset's worth of memory (no CRC check then).
     """
-    name = check_name(name)
-    task = check_task(task)
     b = _file_bytes(b, "an .npz file")
     arrays = _read_npz(b, ("features", "targets"), copy=copy)
+    return _checked_dataset(arrays, name, task, class_names, feature_names)
+
+
+def dataset_from_npz_file(
+    f: IO[bytes],
+    *,
+    name: str,
+    task: Task,
+    class_names: list[str] | None,
+    feature_names: list[str],
+) -> Dataset:
+    """:func:`dataset_from_npz_bytes` from a seekable file object (an SQLite blob handle):
+    NumPy reads each array in 256 KiB pieces into its own buffer, so the file's bytes
+    are never held whole beside the arrays. The arrays come back read-only, as views
+    into a stored blob would."""
+    try:
+        with np.load(f, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in ("features", "targets")}
+    except KeyError as exc:
+        raise DatasetError(f"the .npz file has no array {exc}", "file") from None
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise UnsafeFileError(f"the .npz file needs pickle to load: {exc}") from None
+        raise DatasetError(f"the .npz file cannot be read: {exc}", "file") from None
+    except (OSError, EOFError, zipfile.BadZipFile, RuntimeError) as exc:
+        raise DatasetError(f"the .npz file cannot be read: {exc}", "file") from None
+    for array in arrays.values():
+        array.flags.writeable = False
+    return _checked_dataset(arrays, name, task, class_names, feature_names)
+
+
+def _checked_dataset(
+    arrays: dict[str, np.ndarray],
+    name: str,
+    task: Task,
+    class_names: list[str] | None,
+    feature_names: list[str],
+) -> Dataset:
+    """The stored arrays checked again (shapes, dtypes, finite values, class indices)."""
+    name = check_name(name)
+    task = check_task(task)
     features, targets = arrays["features"], arrays["targets"]
 
     if features.ndim != 2 or features.dtype != np.float64:
@@ -347,12 +388,21 @@ def _target_columns(header: list[str], target: str, task: Task) -> list[int]:
     )
 
 
-def _fast(text: str, delimiter: str, target: str, task: Task, name: str) -> Dataset | None:
-    """``core.csv_fast`` for a plain file whose first line is its header; None: parse it
-    the slow way (which also raises every error, with its line and column)."""
-    first = text.split("\n", 1)[0].rstrip("\r")
-    if not first.strip() or '"' in text:
+def _fast(content: bytes, chosen: str | None, target: str, task: Task, name: str) -> Dataset | None:
+    """``core.csv_fast`` for a plain file whose first line is its header, read from the
+    bytes (no decoded copy of the text); None: parse it the slow way (which also raises
+    every error, with its line and column). A file the fast path accepts is UTF-8: its
+    numbers are ASCII, and Arrow checks its class names."""
+    start = len(codecs.BOM_UTF8) if content.startswith(codecs.BOM_UTF8) else 0
+    end = content.find(b"\n", start)
+    try:
+        first = content[start : end if end >= 0 else len(content)].decode("utf-8").rstrip("\r")
+    except UnicodeDecodeError:
         return None
+    # the slow path's header is the first line of text.splitlines() that is not blank
+    if not first.strip() or len(first.splitlines()) != 1:
+        return None
+    delimiter = chosen or sniff_delimiter(first)
     try:
         header = _check_header(next(csv.reader([first], delimiter=delimiter)))
         target_columns = _target_columns(header, target, task)
@@ -361,7 +411,9 @@ def _fast(text: str, delimiter: str, target: str, task: Task, name: str) -> Data
     feature_columns = [j for j in range(len(header)) if j not in target_columns]
     if not feature_columns:
         return None
-    parsed = fast_csv(text, delimiter, len(header), feature_columns, target_columns, task, _INTEGER)
+    parsed = fast_csv(
+        content, start, delimiter, len(header), feature_columns, target_columns, task, _INTEGER
+    )
     if parsed is None:
         return None
     features, targets, class_names = parsed

@@ -165,11 +165,8 @@ class _Run(PreparedRun):
                 first_batch, order = self.resume_batch, self.resume_order
             elif training.shuffle:
                 order = self.rng.permutation(self.n_train)
-            if order is not None:
-                np.take(
-                    self.train_part.features, order, axis=0, out=self.epoch_features, mode="clip"
-                )
-                np.take(self.train_part.targets, order, axis=0, out=self.epoch_targets, mode="clip")
+            if order is not None and self.batch_features is None:
+                self._copy_epoch(order)
             signal, batch = self._batches(
                 epoch, first_batch, order, should_stop, on_checkpoint, checkpoint_seconds
             )
@@ -223,7 +220,7 @@ class _Run(PreparedRun):
         spec = self.spec.optimizer
         l1, l2, schedule, base_rate = spec.l1, spec.l2, spec.schedule, spec.learning_rate
         params, grads, mask = network.params, network.grads, network.weight_mask
-        features, targets = self.epoch_features, self.epoch_targets
+        batches = self._batch_source(order)
         n_train, batch_size = self.n_train, self.batch_size
         # Between two mini-batches only when checkpoints are spaced in time (an epoch
         # boundary comes soon enough when they are taken every epoch).
@@ -232,7 +229,7 @@ class _Run(PreparedRun):
         batch = first_batch
         for start in range(first_batch * batch_size, n_train, batch_size):
             stop = start + batch_size
-            network.gradient(features[start:stop], targets[start:stop])
+            network.gradient(*batches(start, stop))
             if l1 or l2:
                 add_penalty_gradient(params, grads, l1, l2, mask)
             optimizer.step(params, grads, learning_rate(schedule, base_rate, optimizer.t))
@@ -256,6 +253,38 @@ class _Run(PreparedRun):
                 on_checkpoint(self.checkpoint(epoch - 1, batch, order))
                 self._last_checkpoint = time.monotonic()
         return None, batch
+
+    def _copy_epoch(self, order: Array) -> None:
+        """The epoch's rows, in ``order``, into the epoch buffers (a small shuffled set)."""
+        train, features, targets = self.train_part, self.epoch_features, self.epoch_targets
+        assert train.targets is not None and features is not None and targets is not None
+        np.take(train.features, order, axis=0, out=features, mode="clip")
+        np.take(train.targets, order, axis=0, out=targets, mode="clip")
+
+    def _batch_source(self, order: Array | None) -> Callable[[int, int], tuple[Array, Array]]:
+        """(features, targets) of the epoch's rows ``start:stop``: slices of the epoch's
+        buffers, or, for a large shuffled set, those rows of ``order`` gathered into the
+        batch buffers (see ``PreparedRun._prepare_rows``). Either way the same values."""
+        features, targets = self.epoch_features, self.epoch_targets
+        if features is not None and targets is not None:
+            return lambda start, stop: (features[start:stop], targets[start:stop])
+        source, x_buffer, t_buffer = self.train_part, self.batch_features, self.batch_targets
+        assert order is not None and x_buffer is not None and t_buffer is not None
+        if source.targets is None:  # a class set: targets looked up from the labels
+            assert source.table is not None and source.labels is not None
+            lookup, keys = source.table, source.labels
+        else:
+            lookup, keys = source.targets, None
+
+        def gathered(start: int, stop: int) -> tuple[Array, Array]:
+            rows = order[start:stop]
+            n = len(rows)
+            x = np.take(source.features, rows, axis=0, out=x_buffer[:n], mode="clip")
+            wanted = rows if keys is None else keys[rows]
+            t = np.take(lookup, wanted, axis=0, out=t_buffer[:n], mode="clip")
+            return x, t
+
+        return gathered
 
     def _measure(self, epoch: int) -> EpochMetrics | None:
         """The metrics after ``epoch``, or None when a loss is not finite (diverged)."""

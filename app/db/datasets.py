@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import secrets
+import sqlite3
 from dataclasses import dataclass
-from typing import cast
+from typing import IO, Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, undefer
 
 from app.db.tables import DatasetRow, RunRow, utcnow
 from core.data import Dataset
-from core.loaders import dataset_from_npz_bytes, dataset_to_npz_bytes
+from core.loaders import dataset_from_npz_bytes, dataset_from_npz_file, dataset_to_npz_bytes
 from core.specs import Task
 from core.stopping import RunStatus
 
@@ -104,12 +106,19 @@ def list_datasets(*, session: Session, owner_id: str | None) -> list[DatasetRow]
 def load_dataset_arrays(
     *, session: Session, dataset_id: str, owner_id: str | None = None, copy: bool = True
 ) -> Dataset | None:
-    """The upload's arrays; ``copy`` False: read-only views into the stored blob (the
-    worker's, which never changes them), so decoding does not double the memory."""
-    query = select(DatasetRow).options(undefer(DatasetRow.data)).where(DatasetRow.id == dataset_id)
+    """The upload's arrays; ``copy`` False: read-only arrays the worker keeps (and
+    never changes), read without a second dataset's worth of memory: on SQLite straight
+    from the blob (:func:`_read_sqlite_blob`), elsewhere as views into the fetched
+    bytes."""
+    query = select(DatasetRow).where(DatasetRow.id == dataset_id)
     if owner_id is not None:
         query = query.where(DatasetRow.owner_id == owner_id)
-    row = session.scalars(query).first()
+    if not copy and session.get_bind().dialect.name == "sqlite":
+        row = session.scalars(query).first()
+        if row is None:
+            return None
+        return _read_sqlite_blob(session, row)
+    row = session.scalars(query.options(undefer(DatasetRow.data))).first()
     if row is None:
         return None
     return dataset_from_npz_bytes(
@@ -120,6 +129,52 @@ def load_dataset_arrays(
         feature_names=row.feature_names,
         copy=copy,
     )
+
+
+def _read_sqlite_blob(session: Session, row: DatasetRow) -> Dataset:
+    """The arrays of ``row`` read through SQLite's incremental blob I/O, in the session's
+    transaction. Fetching the column instead makes SQLite assemble the blob's overflow
+    pages in one buffer and the driver copy it into ``bytes``: twice the dataset, at
+    its peak, beside the arrays decoded from it (worker +3.2× the dataset at 10⁶ rows)."""
+    rowid = session.execute(
+        text(f"SELECT rowid FROM {DatasetRow.__tablename__} WHERE id = :id"), {"id": row.id}
+    ).scalar_one()
+    connection = session.connection().connection.driver_connection
+    assert isinstance(connection, sqlite3.Connection)
+    with connection.blobopen(DatasetRow.__tablename__, "data", rowid, readonly=True) as blob:
+        return dataset_from_npz_file(
+            cast(IO[bytes], _BlobFile(blob)),
+            name=row.name,
+            task=task_of(row),
+            class_names=row.class_names,
+            feature_names=row.feature_names,
+        )
+
+
+class _BlobFile(io.RawIOBase):
+    """An SQLite blob handle as the seekable binary file ``zipfile`` and ``numpy.load``
+    want (``sqlite3.Blob`` reads and seeks, but is not an ``io`` object)."""
+
+    def __init__(self, blob: sqlite3.Blob) -> None:
+        self._blob = blob
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._blob.read(len(buffer))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._blob.seek(offset, whence)
+        return self._blob.tell()
+
+    def tell(self) -> int:
+        return self._blob.tell()
 
 
 def is_in_use(*, session: Session, dataset_id: str) -> bool:

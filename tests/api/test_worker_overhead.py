@@ -21,6 +21,7 @@ from app.jobs import job as job_module
 from app.jobs import overhead
 from app.jobs.overhead import DatasetCache, JobTimers
 from app.jobs.worker import WorkerConfig
+from core.errors import DatasetError
 from tests.support.specs import iris_spec
 from tests.support.waiting import wait_for
 from tests.support.workers import worker_thread
@@ -161,3 +162,36 @@ def test_the_cache_asks_whether_the_upload_still_exists(make_client: Any) -> Non
     with factory() as session:
         assert cache.get(session, dataset_id) is None
     assert cache.dataset is None
+
+
+def test_the_worker_reads_an_sqlite_upload_through_the_blob_handle(
+    make_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not the column (SQLite's whole-blob buffer, then the driver's bytes copy): the same
+    arrays, bit for bit, read-only; a damaged blob is a DatasetError, never a crash."""
+    client = make_client(executor="none")
+    dataset_id = upload(client)
+    factory = client.app.state.session_factory  # type: ignore[attr-defined]
+    reads: list[str] = []
+    original = dataset_store._read_sqlite_blob
+    monkeypatch.setattr(
+        dataset_store,
+        "_read_sqlite_blob",
+        lambda session, row: reads.append(row.id) or original(session, row),
+    )
+    with factory() as session:
+        viewed = dataset_store.load_dataset_arrays(
+            session=session, dataset_id=dataset_id, copy=False
+        )
+        copied = dataset_store.load_dataset_arrays(session=session, dataset_id=dataset_id)
+    assert reads == [dataset_id]
+    assert viewed is not None and copied is not None
+    assert viewed.features.tobytes() == copied.features.tobytes()
+    assert viewed.targets.tolist() == copied.targets.tolist()
+    assert viewed.class_names == copied.class_names
+    assert not viewed.features.flags.writeable and not viewed.targets.flags.writeable
+    with factory.begin() as session:
+        row = session.get(dataset_store.DatasetRow, dataset_id)
+        row.data = row.data[:100] + b"\0" * (len(row.data) - 100)
+    with factory() as session, pytest.raises(DatasetError, match="cannot be read"):
+        dataset_store.load_dataset_arrays(session=session, dataset_id=dataset_id, copy=False)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench import growth, service
 from bench.common import WORKLOADS
 from core.loaders import dataset_from_csv
@@ -47,3 +49,20 @@ def test_the_growth_csv_parses(tmp_path: Path) -> None:
     )
     assert ds.features.shape == (50, growth.N_FEATURES) and len(ds.class_names or []) == 10
     RunSpec.model_validate(growth.run_spec("ds_1"))
+
+
+def test_the_growth_report_has_the_parse_beside_the_upload(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "g.csv"
+    growth.write_csv(str(path), 50)
+    assert growth.parse_seconds(str(path)) > 0
+    row = {
+        "rows": 50, "csv_mb": 0.01, "dataset_mb": 0.01, "pandas_s": 0.01, "parse_s": 0.015,
+        "upload_s": 0.05, "server_growth_mb": 0.02, "offload_peak_mb": 0.05, "setup_s": 0.01,
+        "engine_s": 0.01, "run_s": 0.02, "worker_growth_mb": 0.01, "predict_s": 0.01,
+    }  # fmt: skip
+    growth.report([row])
+    out = capsys.readouterr().out
+    assert "parse x pandas" in out
+    assert "parse 1.5× pandas (≤ 2) MET, the whole upload request 5.0× NOT MET" in out

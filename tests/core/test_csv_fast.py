@@ -84,6 +84,13 @@ CASES = [
     "a,label\n1,0\n",  # one row
     "a,a,label\n1,2,0\n3,4,1\n",  # a duplicate column name
     "\na,label\n1,0\n2,1\n",  # a blank first line
+    "\ufeffa,label\n1,0\n2,1\n",  # a byte-order mark
+    "a,label\r1,0\r2,1\r",  # old Mac line ends
+    "a,label\n 1.5 ,0\n+.5,1\n",  # spaces around a number, a bare fraction
+    "a,label\n1,caf\u00e9\n2,th\u00e9\n",  # class names beyond ASCII
+    "a\x0c,label\n1,0\n2,1\n",  # a line-break character of str.splitlines in the header
+    "a,label\n1,0\n2,1",  # no final newline
+    "a,b,label\n1,2,0\n,,\n3,4,1\n",  # a line of delimiters only
 ]
 
 
@@ -119,6 +126,53 @@ def test_any_small_file_agrees(
 ) -> None:
     lines = ["a,b,c,label"] + [",".join([*r, labels[i]]) for i, r in enumerate(rows)]
     assert_same(*both(monkeypatch, "\n".join(lines) + "\n", "label", task))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"a,label\n1,0\n2,\xff\n", b"a\xff,label\n1,0\n2,1\n", b"a,label\n1\xff,0\n2,1\n"],
+)
+def test_bytes_that_are_not_utf8_agree(monkeypatch: pytest.MonkeyPatch, content: bytes) -> None:
+    """The fast path reads bytes without decoding the file first: a byte that is not
+    UTF-8 anywhere still gets the slow path's error naming its offset."""
+    kwargs: dict[str, Any] = {"content": content, "target": "label", "task": "classification"}
+    with pytest.raises(DatasetError, match="not UTF-8") as fast:
+        loaders.dataset_from_csv(name="t", **kwargs)
+    with pytest.raises(DatasetError) as slow_error:
+        slow(monkeypatch, name="t", **kwargs)
+    assert fast.value.message == slow_error.value.message
+
+
+def test_columns_chunked_differently_are_copied_column_by_column() -> None:
+    pa = pytest.importorskip("pyarrow")
+    from core.csv_fast import _matrix
+
+    table = pa.table(
+        {
+            "c0": pa.chunked_array([[1.0, 2.0], [3.0]]),
+            "c1": pa.chunked_array([[4.0], [5.0, 6.0]]),
+            "c2": pa.chunked_array([[7.0, 8.0], [9.0]]),
+        }
+    )
+    out = _matrix(table, [0, 1])
+    assert out is not None and out.flags.c_contiguous
+    assert out.tolist() == [[1.0, 4.0], [2.0, 5.0], [3.0, 6.0]]
+    assert _matrix(pa.table({"c0": [1.0, float("inf")]}), [0]) is None
+
+
+def test_a_large_plain_file_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many blocks of the reader (its chunks), a byte-order mark and CRLF line ends."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30_000, 3))
+    rows = [f"{a!r},{b!r},{c!r},{k % 4}" for k, (a, b, c) in enumerate(x.tolist())]
+    text = "\ufeffa,b,c,label\r\n" + "\r\n".join(rows) + "\r\n"
+    calls = []
+    original = loaders.fast_csv
+    monkeypatch.setattr(loaders, "fast_csv", lambda *a: calls.append(1) or original(*a))
+    fast_result, slow_result = both(monkeypatch, text, "label", "classification")
+    assert calls and not isinstance(fast_result, str)
+    assert_same(fast_result, slow_result)
+    assert fast_result.features.tobytes() == x.tobytes()
 
 
 def test_npz_views_are_the_copies_bits_read_only() -> None:
