@@ -28,9 +28,12 @@ RUN python -m venv --without-pip /opt/venv
 WORKDIR /src
 # Dependencies first, from the lock alone (exact versions, hashes checked, wheels
 # only: no compiler): editing the source never re-runs this layer. Then what a
-# server never runs goes: test suites, debug info, and of the plotly package all
-# but the plotly.min.js the dashboard serves (annlab never imports plotly's figure
-# classes: its plots are matplotlib's; tests/container checks the file is served).
+# server never runs goes: test suites, debug info, of the plotly package all but
+# the plotly.min.js the dashboard serves (annlab never imports plotly's figure
+# classes: its plots are matplotlib's; tests/container checks the file is served),
+# and of pyarrow (CSV uploads: its csv and compute modules) Flight, the cloud and
+# HDFS filesystems, ORC, C++ headers and sources, and the copies of its libraries
+# the wheel holds under unversioned names (tests/container uploads a CSV).
 COPY requirements.lock ./
 COPY wheels/ ./wheels/
 RUN if [ "$OFFLINE" = 1 ]; then set -- --no-index --find-links=/src/wheels; fi \
@@ -40,6 +43,9 @@ RUN if [ "$OFFLINE" = 1 ]; then set -- --no-index --find-links=/src/wheels; fi \
     && find "$site" -mindepth 2 -type d -name tests -prune -exec rm -rf {} + \
     && (cd "$site/plotly" && rm -rf labextension graph_objs graph_objects validators \
             express figure_factory matplotlylib package_data/widgetbundle.js) \
+    && (cd "$site/pyarrow" && rm -rf include src ./*flight* ./_s3fs.* ./libarrow_s3.* \
+            ./_gcsfs.* ./_azurefs.* ./_hdfs.* ./_orc.* ./_dataset_orc.* orc.py \
+            ./_pyarrow_cpp_tests.* ./libarrow_python*.so ./libarrow_python*.so.*.*.*) \
     && if command -v strip >/dev/null; then \
            find "$site" -type f -name '*.so' -not -path '*.libs/*' | while read -r so; do \
                readelf -S "$so" | grep -q '[.]debug_info' || continue; \

@@ -215,6 +215,28 @@ def test_a_run_trained_and_predicted_with_the_key(lab: Lab, key: str) -> None:
     )
 
 
+def test_a_csv_upload_takes_arrows_reader_in_the_image(lab: Lab, key: str) -> None:
+    """The image keeps of pyarrow what the CSV fast path needs (the Dockerfile drops
+    Flight, the cloud filesystems, ORC, headers and sources): an upload parses, and
+    the fast path itself runs there (a bare pyarrow import error would only send every
+    upload down the slow path)."""
+    rows = "".join(f"{i * 0.5},{-i},{'ab'[i % 2]}\n" for i in range(40))
+    uploaded = lab.client.post(
+        "/api/v1/datasets",
+        files={"file": ("t.csv", "x,y,label\n" + rows, "text/csv")},
+        data={"target": "label", "task": "classification"},
+        headers=auth(key),
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["n_samples"] == 40 and uploaded.json()["class_names"] == ["a", "b"]
+    probe = (
+        "from core.csv_fast import fast_csv; import re; "
+        "r = fast_csv(b'x,label\\n1,a\\n2,b\\n', 0, ',', 2, [0], [1], 'classification', "
+        "re.compile('[0-9]+')); assert r is not None and r[2] == ['a', 'b'], r; print('ok')"
+    )
+    assert lab.exec("python", "-c", probe).stdout.strip() == "ok"
+
+
 def test_non_root_on_a_read_only_root_filesystem(lab: Lab) -> None:
     assert lab.exec("id", "-u").stdout.strip() == "10001"
     denied = lab.exec("sh", "-c", "touch /opt/venv/written", check=False)
