@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, BinaryIO, Literal, cast
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -132,9 +132,9 @@ async def create_dataset(request: Request, user: CurrentUser, settings: Settings
     process (``app.offload``, a few at once; the event loop keeps answering), then
     one short write transaction in a thread."""
     content_type = request.headers.get("content-type", "")
-    # The offload process writes the encoded dataset here: a 72 MB .npz read back from
-    # the page cache costs ~30 ms, pickled back through the pool's pipe it cost ~0.7 s
-    # and a second copy in this process. Deleted on close, whatever happens.
+    # The offload process writes the encoded dataset here, and the store reads it from
+    # there (into SQLite in pieces): pickled back through the pool's pipe, a 72 MB .npz
+    # cost ~0.7 s and two copies in this process. Deleted on close, whatever happens.
     with tempfile.NamedTemporaryFile(prefix="annlab-npz-") as encoded:
         if content_type.startswith("multipart/form-data"):
             form = await read_upload_form(request, settings)
@@ -160,10 +160,14 @@ async def create_dataset(request: Request, user: CurrentUser, settings: Settings
             raise UnsupportedMediaType(
                 "send the dataset as application/json or as multipart/form-data with a CSV file"
             )
-        data = await run_in_threadpool(encoded.read)
-    return await run_in_threadpool(
-        _store, request.app.state.session_factory, user, dataset, data, settings
-    )
+        return await run_in_threadpool(
+            _store,
+            request.app.state.session_factory,
+            user,
+            dataset,
+            cast(BinaryIO, encoded),
+            settings,
+        )
 
 
 def parse_json_upload(body: bytes, settings: Settings, out_path: str) -> DatasetSummary:
@@ -201,7 +205,7 @@ def _store(
     factory: sessionmaker[Session],
     owner: Caller,
     dataset: Dataset | DatasetSummary,
-    data: bytes,
+    data: BinaryIO,
     settings: Settings,
 ) -> DatasetOut:
     with write_session(factory) as session:

@@ -6,7 +6,7 @@ import io
 import secrets
 import sqlite3
 from dataclasses import dataclass
-from typing import IO, Any, cast
+from typing import IO, Any, BinaryIO, cast
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, undefer
@@ -65,12 +65,25 @@ def create_dataset(
     session: Session,
     owner_id: str,
     dataset: Dataset | DatasetSummary,
-    data: bytes | None = None,
+    data: bytes | BinaryIO | None = None,
 ) -> DatasetRow:
     """Store ``dataset``; ``data`` is its ``dataset_to_npz_bytes`` when the caller has it
-    (required with a ``DatasetSummary``)."""
+    (required with a ``DatasetSummary``): the bytes, or a file holding them (an upload's,
+    from the offload process), which SQLite receives through its blob handle in pieces
+    (:func:`_write_sqlite_blob`) and other databases as one value."""
     if data is None and isinstance(dataset, DatasetSummary):
         raise ValueError("a DatasetSummary is stored with its .npz bytes")
+    stream: BinaryIO | None = None
+    value: Any
+    if data is None:
+        value = dataset_to_npz_bytes(cast(Dataset, dataset))
+    elif isinstance(data, bytes):
+        value = data
+    elif session.get_bind().dialect.name == "sqlite":
+        stream, value = data, func.zeroblob(file_size(data))
+    else:
+        data.seek(0)
+        value = data.read()
     row = DatasetRow(
         id=new_dataset_id(),
         owner_id=owner_id,
@@ -82,11 +95,50 @@ def create_dataset(
         class_names=list(dataset.class_names) if dataset.class_names is not None else None,
         feature_names=list(dataset.feature_names),
         created_at=utcnow(),
-        data=data if data is not None else dataset_to_npz_bytes(cast(Dataset, dataset)),
+        data=value,
     )
     session.add(row)
     session.flush()
+    if stream is not None:
+        _write_sqlite_blob(session, row.id, stream)
     return row
+
+
+def file_size(f: BinaryIO) -> int:
+    """Bytes from the start to the end of a seekable file; leaves it rewound."""
+    size = f.seek(0, io.SEEK_END)
+    f.seek(0)
+    return size
+
+
+#: Bytes copied into an SQLite blob at once.
+BLOB_PIECE_BYTES = 1024 * 1024
+
+
+def _write_sqlite_blob(session: Session, dataset_id: str, stream: BinaryIO) -> None:
+    """Fill the zeroblob just inserted from ``stream``, a piece at a time, in the
+    session's transaction: binding the whole value makes the driver and SQLite each
+    hold a copy (the API process's peak was 2.7–3.1× the dataset)."""
+    connection = _sqlite_connection(session)
+    rowid = _rowid(session, dataset_id)
+    with connection.blobopen(DatasetRow.__tablename__, "data", rowid) as blob:
+        while piece := stream.read(BLOB_PIECE_BYTES):
+            blob.write(piece)
+
+
+def _rowid(session: Session, dataset_id: str) -> int:
+    return int(
+        session.execute(
+            text(f"SELECT rowid FROM {DatasetRow.__tablename__} WHERE id = :id"),
+            {"id": dataset_id},
+        ).scalar_one()
+    )
+
+
+def _sqlite_connection(session: Session) -> sqlite3.Connection:
+    connection = session.connection().connection.driver_connection
+    assert isinstance(connection, sqlite3.Connection)
+    return connection
 
 
 def get_dataset(*, session: Session, dataset_id: str, owner_id: str | None) -> DatasetRow | None:
@@ -136,11 +188,8 @@ def _read_sqlite_blob(session: Session, row: DatasetRow) -> Dataset:
     transaction. Fetching the column instead makes SQLite assemble the blob's overflow
     pages in one buffer and the driver copy it into ``bytes``: twice the dataset, at
     its peak, beside the arrays decoded from it (worker +3.2× the dataset at 10⁶ rows)."""
-    rowid = session.execute(
-        text(f"SELECT rowid FROM {DatasetRow.__tablename__} WHERE id = :id"), {"id": row.id}
-    ).scalar_one()
-    connection = session.connection().connection.driver_connection
-    assert isinstance(connection, sqlite3.Connection)
+    connection = _sqlite_connection(session)
+    rowid = _rowid(session, row.id)
     with connection.blobopen(DatasetRow.__tablename__, "data", rowid, readonly=True) as blob:
         return dataset_from_npz_file(
             cast(IO[bytes], _BlobFile(blob)),

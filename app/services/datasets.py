@@ -7,6 +7,8 @@ upload get the same 404, so nothing leaks.
 
 from __future__ import annotations
 
+from typing import BinaryIO
+
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -131,12 +133,14 @@ def create_dataset(
     session: Session,
     owner: Caller,
     dataset: Dataset | DatasetSummary,
-    data: bytes,
+    data: bytes | BinaryIO,
     settings: Settings,
 ) -> DatasetOut:
-    """Store an encoded upload (``encode_dataset``) for ``owner``: one short write; commits.
-    422 when it would take the owner past ``ANNLAB_MAX_STORAGE_BYTES_PER_USER``."""
-    storage.check_upload(session=session, owner=owner, settings=settings, n_bytes=len(data))
+    """Store an encoded upload (``encode_dataset``: its bytes, or a file holding them) for
+    ``owner``: one short write; commits. 422 when it would take the owner past
+    ``ANNLAB_MAX_STORAGE_BYTES_PER_USER``."""
+    n_bytes = len(data) if isinstance(data, bytes) else dataset_store.file_size(data)
+    storage.check_upload(session=session, owner=owner, settings=settings, n_bytes=n_bytes)
     row = dataset_store.create_dataset(
         session=session, owner_id=owner.owner_id, dataset=dataset, data=data
     )
@@ -146,7 +150,7 @@ def create_dataset(
         action="dataset.uploaded",
         subject=owner.name,
         target=row.id,
-        detail={"name": row.name, "bytes": len(data)},
+        detail={"name": row.name, "bytes": n_bytes},
     )
     session.commit()
     return DatasetOut.from_row(row)

@@ -256,3 +256,53 @@ def test_a_claim_by_id_respects_the_per_user_limit(factory: sessionmaker[Session
             session=session, run_id=second, worker_id="w2", max_running_per_user=1
         )
         assert run_store.claim(session=session, run_id=second, worker_id="w2")
+
+
+def test_an_upload_stored_from_its_file_reads_back_bit_for_bit(
+    factory: sessionmaker[Session], tmp_path: Any
+) -> None:
+    """The API hands the store the offload process's .npz file: SQLite receives it in
+    pieces through the blob handle (pieces smaller than the file here), PostgreSQL as
+    one value; either way the worker's read and the copying read agree with it."""
+    import numpy as np
+
+    from app.db import datasets as dataset_store
+    from app.db.datasets import DatasetSummary
+    from core.data import Dataset
+    from core.loaders import dataset_to_npz_bytes
+
+    rng = np.random.default_rng(0)
+    dataset = Dataset(
+        "up", "classification", rng.normal(size=(3_000, 5)), rng.integers(0, 3, 3_000),
+        ["a", "b", "c"], ["f1", "f2", "f3", "f4", "f5"],
+    )  # fmt: skip
+    blob = dataset_to_npz_bytes(dataset)
+    path = tmp_path / "encoded.npz"
+    path.write_bytes(blob)
+    pieces: list[int] = []
+    original_piece = dataset_store.BLOB_PIECE_BYTES
+    dataset_store.BLOB_PIECE_BYTES = 4096
+    try:
+        with transaction(factory) as session, open(path, "rb") as f:
+            f.read(10)  # not at the start: the store rewinds
+            row = dataset_store.create_dataset(
+                session=session,
+                owner_id=LOCAL_USER_ID,
+                dataset=DatasetSummary.of(dataset),
+                data=f,
+            )
+            dataset_id = row.id
+            pieces.append(f.tell())
+    finally:
+        dataset_store.BLOB_PIECE_BYTES = original_piece
+    assert pieces == [len(blob)]
+    with factory() as session:
+        stored = session.get(dataset_store.DatasetRow, dataset_id)
+        assert stored is not None and bytes(stored.data) == blob
+        for copy in (True, False):
+            back = dataset_store.load_dataset_arrays(
+                session=session, dataset_id=dataset_id, copy=copy
+            )
+            assert back is not None
+            assert back.features.tobytes() == dataset.features.tobytes()
+            assert back.targets.tolist() == dataset.targets.tolist()
