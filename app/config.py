@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     max_parameters: int = Field(10_000_000, ge=1)
     max_epochs: int = Field(1_000_000, ge=1)
     max_dataset_rows: int = Field(1_000_000, ge=2)
-    max_dataset_bytes: int = Field(50 * 1024 * 1024, ge=1)
+    max_dataset_bytes: int = Field(128 * 1024 * 1024, ge=1)
     max_predict_rows: int = Field(10_000, ge=1)
     max_body_bytes: int = Field(50 * 1024 * 1024, ge=1)
     max_queued_runs: int = Field(1000, ge=1, description="Queued runs per user.")

@@ -27,15 +27,19 @@ from app.errors import AppError, json_safe
 from core.errors import DatasetError, SpecError
 
 
-def too_large_message(limit: int) -> str:
-    return (
-        f"request body larger than the limit of {limit} bytes (raise it with ANNLAB_MAX_BODY_BYTES)"
-    )
+def too_large_message(limit: int, setting: str = "ANNLAB_MAX_BODY_BYTES") -> str:
+    return f"request body larger than the limit of {limit} bytes (raise it with {setting})"
 
 
 class BodyTooLarge(HTTPException):
-    def __init__(self, limit: int) -> None:
-        super().__init__(status_code=413, detail=too_large_message(limit))
+    def __init__(self, limit: int, setting: str = "ANNLAB_MAX_BODY_BYTES") -> None:
+        super().__init__(status_code=413, detail=too_large_message(limit, setting))
+
+
+#: Bytes a CSV upload's form may add to its file (boundaries, part headers, fields).
+UPLOAD_FORM_BYTES = 1024 * 1024
+#: Where CSV files are uploaded (``POST``, ``multipart/form-data``).
+UPLOAD_PATH = "/api/v1/datasets"
 
 
 #: Content-Encodings a request body may have (any other: 415, nothing decodes them).
@@ -49,16 +53,23 @@ class BodyLimitMiddleware:
     A ``Content-Length`` over the limit is refused without reading anything; a
     body without one (chunked) is counted as it streams in and refused as soon as
     the count passes the limit.
+
+    A CSV upload (``upload_limit``: ``POST /api/v1/datasets`` as a form) is bounded by
+    the dataset limit plus ``UPLOAD_FORM_BYTES`` instead: the API process streams its
+    file to disk and never holds it, while a JSON body is read whole and parsed into
+    Python objects (many times its size), so the two have limits of their own.
     """
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int, upload_limit: int | None = None) -> None:
         self.app = app
-        self.limit = limit
+        self.body_limit = limit
+        self.upload_limit = upload_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit, setting = self._limit(scope)
         for name, value in scope.get("headers", []):
             if name == b"content-encoding":
                 encoding = value.decode("latin-1").strip().lower()
@@ -70,8 +81,8 @@ class BodyLimitMiddleware:
                     declared = int(value)
                 except ValueError:
                     declared = -1
-                if declared > self.limit:
-                    await self._refuse(send)
+                if declared > limit:
+                    await _send_json(send, 413, {"detail": too_large_message(limit, setting)})
                     return
         received = 0
         started = False
@@ -81,8 +92,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise BodyTooLarge(self.limit)
+                if received > limit:
+                    raise BodyTooLarge(limit, setting)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -96,10 +107,19 @@ class BodyLimitMiddleware:
         except BodyTooLarge:
             if started:
                 raise
-            await self._refuse(send)
+            await _send_json(send, 413, {"detail": too_large_message(limit, setting)})
 
-    async def _refuse(self, send: Send) -> None:
-        await _send_json(send, 413, {"detail": too_large_message(self.limit)})
+    def _limit(self, scope: Scope) -> tuple[int, str]:
+        """The limit of this request, and the setting that raises it."""
+        if (
+            self.upload_limit is not None
+            and scope.get("method") == "POST"
+            and scope.get("path", "").rstrip("/") == UPLOAD_PATH
+        ):
+            for name, value in scope.get("headers", []):
+                if name == b"content-type" and value.lower().startswith(b"multipart/form-data"):
+                    return max(self.body_limit, self.upload_limit), "ANNLAB_MAX_DATASET_BYTES"
+        return self.body_limit, "ANNLAB_MAX_BODY_BYTES"
 
 
 def _encoding_message(encoding: str) -> str:

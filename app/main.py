@@ -19,7 +19,7 @@ from app.config import Settings
 from app.db.engine import make_engine, make_session_factory, transaction
 from app.db.migrate import upgrade_to_head
 from app.db.users import ensure_local_user
-from app.http import BodyLimitMiddleware, install_error_handlers
+from app.http import UPLOAD_FORM_BYTES, BodyLimitMiddleware, install_error_handlers
 from app.jobs.registry import make_executor
 from app.metrics import install_metrics
 from app.rate_limit import RateLimitMiddleware
@@ -87,7 +87,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_workers=settings.plot_workers,
         max_pending=max(settings.plot_queue, settings.plot_workers),
     )
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.max_body_bytes,
+        upload_limit=settings.max_dataset_bytes + UPLOAD_FORM_BYTES,
+    )
     app.add_middleware(HeadAsGetMiddleware)
     if settings.rate_limit:  # before the body limit, the key lookup and the routes
         app.add_middleware(

@@ -260,7 +260,13 @@ def test_the_tls_profile_proxies_annlab_over_https(compose: dict) -> None:
     assert "proxy_pass http://annlab:8000;" in statements
     assert "proxy_buffering off;" in statements, "SSE (/events) needs unbuffered proxying"
     size = re.search(r"client_max_body_size (\d+)m;", config)
-    assert size and int(size.group(1)) >= 50, "nginx must let annlab's 50 MiB bodies through"
+    from app.config import Settings
+    from app.http import UPLOAD_FORM_BYTES
+
+    largest = max(Settings().max_body_bytes, Settings().max_dataset_bytes + UPLOAD_FORM_BYTES)
+    assert size and int(size.group(1)) * 2**20 >= largest, (
+        f"nginx must let annlab's largest bodies ({largest} bytes: a CSV upload) through"
+    )
     for directive in ("ssl_certificate", "ssl_certificate_key"):
         path = re.search(rf"^\s*{directive}\s+(\S+);", config, flags=re.M)
         assert path and path.group(1).startswith("/etc/nginx/certs/"), directive

@@ -247,15 +247,53 @@ def test_an_oversized_chunked_body_is_413(make_client: Any, path: str) -> None:
     assert response.status_code == 413, response.text
 
 
-def test_an_oversized_multipart_upload_is_413(make_client: Any) -> None:
-    client = make_client(executor="none", max_body_bytes=10_000)
-    csv = b"a,b,y\n" + b"1.0,2.0,0\n" * 5000
+def test_an_oversized_multipart_upload_is_413_naming_the_dataset_limit(make_client: Any) -> None:
+    """A CSV form is bounded by ANNLAB_MAX_DATASET_BYTES plus the form's own bytes (the
+    file streams to disk), not by the JSON body limit."""
+    from app.http import UPLOAD_FORM_BYTES
+
+    client = make_client(executor="none", max_body_bytes=10_000, max_dataset_bytes=20_000)
+    csv = b"a,b,y\n" + b"1.0,2.0,0\n" * (UPLOAD_FORM_BYTES // 10 + 3000)
     response = client.post(
         f"{API}/datasets",
         files={"file": ("big.csv", csv)},
         data={"target": "y", "task": "classification"},
     )
     assert response.status_code == 413, response.text
+    assert "ANNLAB_MAX_DATASET_BYTES" in response.json()["detail"]
+
+
+def test_a_csv_upload_over_the_body_limit_but_within_the_dataset_limit_is_stored(
+    make_client: Any,
+) -> None:
+    client = make_client(executor="none", max_body_bytes=10_000)
+    csv = b"a,b,y\n" + b"".join(b"%d.5,2.0,%d\n" % (i, i % 2) for i in range(3000))
+    assert len(csv) > 10_000
+    response = client.post(
+        f"{API}/datasets",
+        files={"file": ("big.csv", csv)},
+        data={"target": "y", "task": "classification"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["n_samples"] == 3000
+    # the same size as JSON, or to another path, keeps the body limit
+    rows = [[i + 0.5, 2.0] for i in range(3000)]
+    as_json = {"name": "j", "task": "classification", "features": rows, "targets": [0, 1] * 1500}
+    assert client.post(f"{API}/datasets", json=as_json).status_code == 413
+    form = {"file": ("big.csv", csv)}
+    assert client.post(f"{API}/runs", files=form).status_code == 413
+
+
+def test_a_csv_file_over_the_dataset_limit_within_the_form_slack_is_422(make_client: Any) -> None:
+    client = make_client(executor="none", max_dataset_bytes=5_000)
+    csv = b"a,b,y\n" + b"1.0,2.0,0\n" * 1000
+    response = client.post(
+        f"{API}/datasets",
+        files={"file": ("big.csv", csv)},
+        data={"target": "y", "task": "classification"},
+    )
+    assert response.status_code == 422, response.text
+    assert "ANNLAB_MAX_DATASET_BYTES" in response.text
 
 
 def test_a_body_under_the_limit_is_accepted(make_client: Any) -> None:
