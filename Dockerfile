@@ -73,8 +73,12 @@ FROM python:3.11-slim
 # ANNLAB_HOST/ANNLAB_PORT are read by `annlab serve` and by the HEALTHCHECK, so
 # `-e ANNLAB_PORT=9000` moves both. MPLCONFIGDIR: matplotlib's cache under /tmp,
 # so plots work on a read-only root filesystem (with a tmpfs on /tmp).
+# MALLOC_ARENA_MAX=2: glibc's per-thread malloc arenas fragmented under the soak's
+# mixed traffic (server +6.7 MiB in 3 min, still growing); with two it levelled off
+# (+0.5 MiB; docs/performance.md, "A soak").
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    MALLOC_ARENA_MAX=2 \
     PATH=/opt/venv/bin:$PATH \
     ANNLAB_DATA_DIR=/data \
     ANNLAB_HOST=0.0.0.0 \

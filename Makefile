@@ -29,7 +29,7 @@ $(VENV)/.installed-dev: pyproject.toml Makefile | $(BIN)/python
 
 run: $(VENV)/.installed
 	mkdir -p $(DATA_DIR)
-	ANNLAB_DATA_DIR=$(DATA_DIR) $(BIN)/annlab serve --host $(HOST) --port $(PORT)
+	MALLOC_ARENA_MAX=$${MALLOC_ARENA_MAX:-2} ANNLAB_DATA_DIR=$(DATA_DIR) $(BIN)/annlab serve --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -300,6 +300,14 @@ def test_dockerfile_serves_on_all_interfaces_from_the_environment(
     assert env["ANNLAB_HOST"] == "0.0.0.0" and env["ANNLAB_PORT"] == "8000", env
 
 
+def test_the_image_caps_glibcs_malloc_arenas(stage: list[tuple[str, str]]) -> None:
+    """A soak grew the server's RSS without the cap (arena fragmentation) and not with
+    it; `make run` sets the same default."""
+    assert image_env(stage).get("MALLOC_ARENA_MAX") == "2"
+    makefile = (ROOT / "Makefile").read_text()
+    assert "MALLOC_ARENA_MAX=$${MALLOC_ARENA_MAX:-2}" in makefile
+
+
 def test_compose_runs_the_images_command(service: dict) -> None:
     assert "command" not in service, "compose should run the image's CMD, not a copy of it"
 
