@@ -199,15 +199,10 @@ def network_inputs(
     finite after that (|x| ≳ 1e154 against its mean, or beyond float32's range).
     """
     source = data.features
-    n_rows = source.shape[0] if rows is None else len(rows)
-    out = np.empty((n_rows, source.shape[1]), dtype=dtype)
-    for start in range(0, n_rows, INPUT_CHUNK):
-        stop = min(start + INPUT_CHUNK, n_rows)
-        block = source[start:stop] if rows is None else source[rows[start:stop]]
-        with np.errstate(over="ignore", invalid="ignore"):
-            if mean is not None and std is not None:
-                block = (block - mean) / std
-            out[start:stop] = block
+    if rows is None and mean is None and source.dtype == dtype and source.flags.c_contiguous:
+        out = source  # already what the network sees: checked, not copied
+    else:
+        out = _converted(source, mean, std, dtype, rows)
     if np.isfinite(out).all():
         return out
     position, column = (int(i) for i in np.argwhere(~np.isfinite(out))[0])
@@ -222,3 +217,23 @@ def network_inputs(
         f"{value} is out of range for {dtype.name} (largest finite ≈ "
         f"{np.finfo(dtype).max:.1e}): use dtype float64, standardize, or rescale the feature"
     )
+
+
+def _converted(
+    source: np.ndarray,
+    mean: np.ndarray | None,
+    std: np.ndarray | None,
+    dtype: np.dtype[Any],
+    rows: np.ndarray | None,
+) -> np.ndarray:
+    """``network_inputs``' arithmetic, ``INPUT_CHUNK`` rows at a time into one result."""
+    n_rows = source.shape[0] if rows is None else len(rows)
+    out = np.empty((n_rows, source.shape[1]), dtype=dtype)
+    for start in range(0, n_rows, INPUT_CHUNK):
+        stop = min(start + INPUT_CHUNK, n_rows)
+        block = source[start:stop] if rows is None else source[rows[start:stop]]
+        with np.errstate(over="ignore", invalid="ignore"):
+            if mean is not None and std is not None:
+                block = (block - mean) / std
+            out[start:stop] = block
+    return out

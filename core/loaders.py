@@ -8,11 +8,13 @@ input: the service passes untrusted data straight in.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import math
 import re
 import zipfile
+from collections.abc import Iterator
 from typing import IO, Any
 
 import numpy as np
@@ -269,17 +271,8 @@ def dataset_from_npz_file(
     NumPy reads each array in 256 KiB pieces into its own buffer, so the file's bytes
     are never held whole beside the arrays. The arrays come back read-only, as views
     into a stored blob would."""
-    try:
-        with np.load(f, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in ("features", "targets")}
-    except KeyError as exc:
-        raise DatasetError(f"the .npz file has no array {exc}", "file") from None
-    except ValueError as exc:
-        if "pickle" in str(exc):
-            raise UnsafeFileError(f"the .npz file needs pickle to load: {exc}") from None
-        raise DatasetError(f"the .npz file cannot be read: {exc}", "file") from None
-    except (OSError, EOFError, zipfile.BadZipFile, RuntimeError) as exc:
-        raise DatasetError(f"the .npz file cannot be read: {exc}", "file") from None
+    with _npz_errors(), np.load(f, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in ("features", "targets")}
     for array in arrays.values():
         array.flags.writeable = False
     return _checked_dataset(arrays, name, task, class_names, feature_names)
@@ -449,7 +442,7 @@ def _read_npz(b: bytes, keys: tuple[str, ...], copy: bool = True) -> dict[str, n
     """The named arrays of an ``.npz``; object arrays are refused before loading.
     ``copy`` False: views into ``b`` of the arrays stored uncompressed."""
     views: dict[str, np.ndarray] = {}
-    try:
+    with _npz_errors():
         with zipfile.ZipFile(io.BytesIO(b)) as archive:
             for key in keys:
                 info = archive.getinfo(f"{key}.npy")
@@ -471,6 +464,14 @@ def _read_npz(b: bytes, keys: tuple[str, ...], copy: bool = True) -> dict[str, n
             return views
         with np.load(io.BytesIO(b), allow_pickle=False) as npz:
             return {key: npz[key] for key in keys}
+
+
+@contextlib.contextmanager
+def _npz_errors() -> Iterator[None]:
+    """What reading an ``.npz`` may raise, as the ``DatasetError`` (or, for a file that
+    needs pickle, the ``UnsafeFileError``) that names it."""
+    try:
+        yield
     except UnsafeFileError:
         raise
     except KeyError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from core.data import Dataset
 from core.specs import RunSpec, check_against_dataset
+from core.stopping import Stop
 
 
 def make_spec(data: Dataset, **fields: Any) -> RunSpec:
@@ -44,3 +46,15 @@ def blobs(n: int = 60, seed: int = 0, n_classes: int = 3) -> Dataset:
 @pytest.fixture
 def small_blobs() -> Dataset:
     return blobs()
+
+
+def pause_at(n_polls: int) -> Callable[[], Stop | None]:
+    """A ``should_stop`` that answers PAUSE at its ``n_polls``-th call (set
+    ``core.training.POLL_SECONDS`` to 0 to poll after every mini-batch)."""
+    calls = {"n": 0}
+
+    def should_stop() -> Stop | None:
+        calls["n"] += 1
+        return Stop.PAUSE if calls["n"] == n_polls else None
+
+    return should_stop

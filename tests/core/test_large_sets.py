@@ -16,10 +16,9 @@ from core.checkpoint import Checkpoint
 from core.data import Dataset, network_inputs, standardization
 from core.datasets import load_builtin
 from core.errors import DatasetError
-from core.stopping import Stop
 from core.training import TrainResult, train
 
-from .conftest import make_spec
+from .conftest import make_spec, pause_at
 
 
 def iris_run(dtype: str, **training: Any) -> Any:
@@ -44,16 +43,6 @@ def assert_same_result(a: TrainResult, b: TrainResult) -> None:
     for (w1, b1), (w2, b2) in zip(a.model.layers, b.model.layers, strict=True):
         assert w1.tobytes() == w2.tobytes() and b1.tobytes() == b2.tobytes()
     assert a.history == b.history  # dataclasses: every metric, exactly
-
-
-def pause_after(n_polls: int) -> Any:
-    calls = {"n": 0}
-
-    def should_stop() -> Stop | None:
-        calls["n"] += 1
-        return Stop.PAUSE if calls["n"] == n_polls else None
-
-    return should_stop
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -110,7 +99,7 @@ def test_a_pause_inside_an_epoch_resumes_to_the_same_bits_when_gathering(
     monkeypatch.setattr(preparation_module, "EPOCH_COPY_MAX_BYTES", 0)
     spec, data = iris_run("float32")
     straight = train(spec, data)
-    paused = train(spec, data, should_stop=pause_after(8 * 2 + 3))
+    paused = train(spec, data, should_stop=pause_at(8 * 2 + 3))
     assert paused.checkpoint is not None and paused.checkpoint.batch > 0
     checkpoint = Checkpoint.from_bytes(paused.checkpoint.to_bytes())
     assert_same_result(train(spec, data, resume_from=checkpoint), straight)
@@ -206,3 +195,15 @@ def test_chunked_moments_keep_the_overflow_rescue(monkeypatch: pytest.MonkeyPatc
     assert np.isfinite(mean).all() and np.isfinite(std).all()
     whole_mean, whole_std = standardization(features[rows])
     assert mean.tobytes() == whole_mean.tobytes() and std.tobytes() == whole_std.tobytes()
+
+
+def test_float64_rows_as_they_are_are_checked_not_copied() -> None:
+    """The submission check reads every row of an upload: for a float64 run without
+    standardisation the stored array is already the network's input."""
+    data = load_builtin("iris")
+    assert network_inputs(data, None, None, np.dtype(np.float64)) is data.features
+    features = data.features.copy()
+    features[7, 2] = np.inf
+    bad = Dataset("bad", "classification", features, data.targets, data.class_names, [])
+    with pytest.raises(DatasetError, match=r"features\[7\]\[2\] = inf"):
+        network_inputs(bad, None, None, np.dtype(np.float64))

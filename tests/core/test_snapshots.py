@@ -17,7 +17,7 @@ from core.specs import RunSpec
 from core.stopping import Stop
 from core.training import train
 
-from .conftest import make_spec
+from .conftest import make_spec, pause_at
 
 OPTIMIZERS = [
     {"type": "sgd", "learning_rate": 0.1},
@@ -178,16 +178,6 @@ def test_a_plan_passed_in_wins_and_without_on_snapshot_nothing_is_taken() -> Non
     plan = SnapshotPlan(epochs=(6,), include_last=False)
     train(spec, load_builtin("iris"), snapshots=plan, on_snapshot=on_snapshot)
     assert sorted(taken) == [6]
-
-
-def pause_at(n_polls: int) -> Any:
-    calls = {"n": 0}
-
-    def should_stop() -> Stop | None:
-        calls["n"] += 1
-        return Stop.PAUSE if calls["n"] == n_polls else None
-
-    return should_stop
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
