@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import progress
@@ -151,6 +151,71 @@ def test_requeue_rewinds_progress_to_the_checkpoint(factory: sessionmaker[Sessio
             "learning_rate": 0.1,
         }
         assert [m.epoch for m in run_store.get_metrics(session=session, run_id=run_id)] == [1, 2, 3]
+
+
+def epoch_rows(numbers: range) -> list[dict[str, Any]]:
+    return [
+        {"epoch": n, "epochs": 10, "step": 10 * n, "train_loss": 1.0 / n, "learning_rate": 0.1}
+        for n in numbers
+    ]
+
+
+def test_a_rewind_without_checkpoint_forgets_every_recorded_epoch(
+    factory: sessionmaker[Session],
+) -> None:
+    run_id = queue_run(factory)
+    with transaction(factory) as session:
+        run_store.claim_next(session=session, worker_id="w")
+    with transaction(factory) as session:
+        assert progress.record_progress(
+            session=session, run_id=run_id, worker_id="w", epochs=epoch_rows(range(1, 4))
+        )
+    with transaction(factory) as session:
+        progress.rewind_to_checkpoint(session=session, run_id=run_id)
+    with factory() as session:
+        row = run_store.get_run(session=session, run_id=run_id, owner_id=None)
+        assert row is not None
+        assert (row.epoch, row.step, row.metrics, row.best_epoch) == (0, 0, None, None)
+        assert run_store.get_metrics(session=session, run_id=run_id) == []
+
+
+def test_the_rewind_of_a_fresh_run_only_reads(
+    factory: sessionmaker[Session], engine: Engine
+) -> None:
+    """Most claims are of runs that never trained: their rewind must not write."""
+    run_id = queue_run(factory)
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement.split()[0].upper())
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with transaction(factory) as session:
+            progress.rewind_to_checkpoint(session=session, run_id=run_id)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert statements and set(statements) <= {"SELECT", "BEGIN"}, statements
+
+
+def test_recording_epochs_again_replaces_them(factory: sessionmaker[Session]) -> None:
+    run_id = queue_run(factory)
+    with transaction(factory) as session:
+        run_store.claim_next(session=session, worker_id="w")
+    again = [{**row, "train_loss": 9.0} for row in epoch_rows(range(2, 4))]
+    for epochs in (epoch_rows(range(1, 5)), again):
+        with transaction(factory) as session:
+            assert progress.record_progress(
+                session=session, run_id=run_id, worker_id="w", epochs=epochs
+            )
+    with factory() as session:
+        stored = run_store.get_metrics(session=session, run_id=run_id)
+        assert [(m.epoch, m.train_loss) for m in stored] == [
+            (1, 1.0),
+            (2, 9.0),
+            (3, 9.0),
+            (4, 0.25),
+        ]
 
 
 def test_a_worker_cannot_write_to_a_run_it_lost(factory: sessionmaker[Session]) -> None:
