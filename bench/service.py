@@ -1,6 +1,7 @@
 """Training as a user gets it: W1–W4 submitted to a real ``annlab serve``.
 
     python -m bench.service                   # W1..W4, 2 repeats, port 19700
+    python -m bench.service -w W3 --threads W3=2   # W3 on both cores
     python -m bench.service -w W2 -r 1 --port 19701
 
 ``bench.train`` times ``core.training.train`` alone; here each workload of
@@ -110,14 +111,14 @@ def upload(client: httpx.Client, workload: Workload, name: str) -> str:
 _JSON = {"content-type": "application/json"}
 
 
-def service_spec(workload: Workload, dataset_id: str) -> dict:
+def service_spec(workload: Workload, dataset_id: str, threads: int | None = None) -> dict:
     """``bench.train.engine_spec`` of the workload as JSON, on the uploaded dataset."""
     features, labels = workload_data(workload)
     spec = engine_spec(
         workload,
         epochs=1 + workload.timed_epochs,
         dataset=engine_dataset(features, labels),
-        threads=THREADS.get(workload.name, 1),
+        threads=THREADS.get(workload.name, 1) if threads is None else threads,
     )
     body = spec.model_dump(mode="json", exclude_none=True)
     body["dataset"] = dataset_id
@@ -202,7 +203,7 @@ class TreeLoadMonitor(LoadMonitor):
 
 
 def engine_alone(
-    workload: Workload, features: np.ndarray, labels: np.ndarray
+    workload: Workload, features: np.ndarray, labels: np.ndarray, threads: int | None = None
 ) -> tuple[float, float]:
     """The service's spec through ``core.training.train`` in this process, with a no-op
     ``on_epoch`` and ``should_stop``: (whole call ÷ epochs, median epoch after the first)."""
@@ -210,9 +211,9 @@ def engine_alone(
 
     dataset = engine_dataset(features, labels)
     epochs = 1 + workload.timed_epochs
-    spec = engine_spec(
-        workload, epochs=epochs, dataset=dataset, threads=THREADS.get(workload.name, 1)
-    )
+    if threads is None:
+        threads = THREADS.get(workload.name, 1)
+    spec = engine_spec(workload, epochs=epochs, dataset=dataset, threads=threads)
     stamps: list[float] = []
     gc.collect()
     start = time.perf_counter()
@@ -239,6 +240,7 @@ def one_repeat(
     use_torch: bool,
     use_sklearn: bool,
     quiet_wait: float,
+    threads: int,
 ) -> Repeat:
     features, labels = workload_data(workload)
     others: dict[str, float] = {}
@@ -254,10 +256,12 @@ def one_repeat(
     if quiet_wait > 0:
         wait_quiet(quiet_wait, 0.15)
     service = train_through_service(
-        client, service_spec(workload, dataset_id), log_path, server_pids
+        client, service_spec(workload, dataset_id, threads), log_path, server_pids
     )
     others["service"] = service.others_load
-    engine_total, engine_epoch = timed("engine", lambda: engine_alone(workload, features, labels))
+    engine_total, engine_epoch = timed(
+        "engine", lambda: engine_alone(workload, features, labels, threads)
+    )
     torch_times: dict[str, float] = {}
     if use_torch:
         for threads in sorted({1, os.cpu_count() or 1}):
@@ -392,8 +396,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="a setting for the server (e.g. ANNLAB_WORKER_NICE=0); default: none",
     )
+    parser.add_argument(
+        "--threads",
+        action="append",
+        default=[],
+        metavar="WORKLOAD=N",
+        help="training.threads of a workload for this run (e.g. W3=2: both cores, as "
+        "PyTorch's 2-thread contender); default: W4=2, the others 1",
+    )
     parser.add_argument("--json", help="also write the repeats to this file")
     args = parser.parse_args(argv)
+    threads = dict(THREADS)
+    for item in args.threads:
+        name, _, count = item.partition("=")
+        if name.upper() not in WORKLOADS or not count.isdigit() or int(count) < 1:
+            parser.error(f"--threads {item!r}: expected WORKLOAD=N, e.g. W3=2")
+        threads[name.upper()] = int(count)
     server_env = dict(kv.split("=", 1) for kv in args.server_env)
     names = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
     unknown = [n for n in names if n not in WORKLOADS]
@@ -414,6 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         httpx.Client(base_url=url, timeout=60) as client,
     ):
         print(f"server {url} (pid {pid}), settings {server_env or 'default'}")
+        print("training.threads: " + ", ".join(f"{n} {threads.get(n, 1)}" for n in names))
         datasets: dict[tuple[int, int, int], str] = {}
         for name in names:
             wl = WORKLOADS[name]
@@ -440,6 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     use_torch=use_torch,
                     use_sklearn=use_sklearn,
                     quiet_wait=args.quiet_wait,
+                    threads=threads.get(name, 1),
                 )
                 all_repeats.append(r)
                 print(

@@ -21,6 +21,20 @@ def test_the_service_spec_is_the_engine_spec_on_the_upload() -> None:
     assert RunSpec.model_validate(service.service_spec(WORKLOADS["W1"], "d")).training.threads == 1
 
 
+def test_a_workloads_threads_can_be_given() -> None:
+    body = service.service_spec(WORKLOADS["W3"], "d", threads=2)
+    assert RunSpec.model_validate(body).training.threads == 2
+    assert service.THREADS == {"W4": 2}  # the defaults are left alone
+
+
+@pytest.mark.parametrize("bad", ["W9=2", "W3=0", "W3=two", "W3"])
+def test_a_bad_threads_option_is_refused(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        service.main(["--threads", bad])
+    assert stopped.value.code == 2
+    assert "--threads" in capsys.readouterr().err
+
+
 def test_tables_and_verdicts_render() -> None:
     run = service.ServiceRun(
         "run_1",
