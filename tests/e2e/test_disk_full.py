@@ -187,9 +187,10 @@ def test_a_full_disk_is_waited_out_and_never_breaks_the_database(
     case = DiskCase(server, Filler(small_disk / "filler"))
     port = free_port_in(*PORTS)
     try:
-        server.start(port=port, ANNLAB_WORKERS="1", ANNLAB_CHECKPOINT_SECONDS="0.5")
+        # 1. metrics writes (many fast epochs of a tiny network) and an upload, with
+        # checkpoints out of the way: else the first write to meet the disk may be one
+        server.start(port=port, ANNLAB_WORKERS="1", ANNLAB_CHECKPOINT_SECONDS="3600")
         with server.client(timeout=30) as client:
-            # 1. metrics writes (many fast epochs of a tiny network) and an upload
             run = submit(
                 client,
                 {**tiny_spec(), "training": {**tiny_spec()["training"], "epochs": 1_000_000}},
@@ -209,8 +210,11 @@ def test_a_full_disk_is_waited_out_and_never_breaks_the_database(
             wait_status(client, run["id"])
             assert upload(client, rows=4000, seed=1).status_code == 201
             case.survived += ["metrics write", "upload"]
+        server.stop()
 
-            # 2. a checkpoint (6 MB: weights and Adam's two moments)
+        # 2. a checkpoint (6 MB: weights and Adam's two moments)
+        server.start(port=port, ANNLAB_CHECKPOINT_SECONDS="0.5")
+        with server.client(timeout=30) as client:
             run = submit(client, big_spec())
             wait_status(client, run["id"], {"running"})
             wait_for(
