@@ -9,7 +9,7 @@ arrays, scalars and the RNG state as JSON text.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,9 @@ class EpochMetrics:
     learning_rate: float
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields, shallow: ``dataclasses.asdict`` deep-copies each number, which
+        for a fast run's every epoch cost a worker 1–2 ms per run."""
+        return dict(vars(self))
 
 
 @dataclass

@@ -140,7 +140,13 @@ def _check_class_count(n_classes: int, n_rows: int) -> None:
 
 
 def dataset_from_csv(
-    *, content: Any, target: Any, task: Any, name: Any, delimiter: Any = None
+    *,
+    content: Any,
+    target: Any,
+    task: Any,
+    name: Any,
+    delimiter: Any = None,
+    arrow: bool = True,
 ) -> Dataset:
     """Parse a UTF-8 CSV file with a header row into a ``Dataset``.
 
@@ -153,7 +159,8 @@ def dataset_from_csv(
     targets are numbers; for several outputs ``target`` may list several columns
     separated by commas (``"y1,y2"``) when no single column has that exact name.
     Blank lines are skipped; a UTF-8 byte-order mark is allowed. Errors raise
-    ``DatasetError`` naming the line and column.
+    ``DatasetError`` naming the line and column. ``arrow=False`` skips the Arrow
+    reader (same bits; for a file so small that importing pyarrow costs more).
     """
     name = check_name(name)
     task = check_task(task)
@@ -161,7 +168,7 @@ def dataset_from_csv(
     if not isinstance(target, str) or not target.strip():
         raise DatasetError("the target column name must be a non-empty string", "target")
     chosen = _check_delimiter(delimiter)
-    fast = _fast(content, chosen, target.strip(), task, name)
+    fast = _fast(content, chosen, target.strip(), task, name) if arrow else None
     if fast is not None:
         return fast
     try:

@@ -121,6 +121,8 @@ class PreparedRun:
         training = spec.training
         self.spec, self.data, self.training = spec, data, training
         self.spec_json = spec.model_dump_json()
+        #: The encoded non-weight members of this run's model files (``model``).
+        self.fixed_members: list[tuple[str, bytes]] = []
         self.dtype = np.dtype(spec.dtype)
         self.network = network = Network.from_spec(spec, n_inputs=data.n_features)
         self.optimizer = make_optimizer(spec.optimizer, size=network.size, dtype=self.dtype)
@@ -294,7 +296,7 @@ class PreparedRun:
     def model(self, flat: Array) -> TrainedModel:
         """A model owning ``flat`` (a copy of the parameter buffer) through views."""
         data = self.data
-        return TrainedModel(
+        model = TrainedModel(
             spec=self.spec,
             task=data.task,
             layers=self.network.unflatten(flat),
@@ -304,3 +306,5 @@ class PreparedRun:
             feature_names=list(data.feature_names) or None,
             dataset_name=data.name,
         )
+        model.share_fixed_members(self.fixed_members)  # every snapshot's are the same
+        return model

@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.db.tables import SnapshotRow, utcnow
+from app.db.tables import SNAPSHOTS, SnapshotRow, utcnow
 
 #: The unique key an insert may conflict on.
 KEY = ["run_id", "epoch"]
@@ -32,12 +32,13 @@ def save_snapshots(
         for epoch, data in snapshots
     ]
     dialect = session.get_bind().dialect.name
+    # On the Core table: through the ORM the insert cost more than the snapshot's bytes.
     if dialect == "postgresql":
         session.execute(
-            postgresql.insert(SnapshotRow).on_conflict_do_nothing(index_elements=KEY), rows
+            postgresql.insert(SNAPSHOTS).on_conflict_do_nothing(index_elements=KEY), rows
         )
     elif dialect == "sqlite":
-        session.execute(sqlite.insert(SnapshotRow).on_conflict_do_nothing(index_elements=KEY), rows)
+        session.execute(sqlite.insert(SNAPSHOTS).on_conflict_do_nothing(index_elements=KEY), rows)
     else:  # any other database: look first (the worker holds the run, nobody races it)
         stored = set(epochs(session=session, run_id=run_id))
         session.add_all(SnapshotRow(**row) for row in rows if row["epoch"] not in stored)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -288,3 +289,23 @@ class AuditRow(Base):
     #: What was acted on: a run or dataset id, a model name, a file.
     target: Mapped[str | None] = mapped_column(String(1000))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+def core_table(model: type[Base]) -> Table:
+    """The Core ``Table`` behind a model, for statements that need none of the ORM.
+
+    A worker writes a few statements per run on these tables (its claim, progress,
+    snapshots, outcome). Through the ORM each one paid its compile step and the
+    session's synchronisation (a SELECT first for a DELETE by range): for an iris
+    run of 45 ms of training, 16 ms in all. Core statements on the same tables skip
+    both; their column types (JSON, UTC datetimes) and defaults are the same."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+RUNS = core_table(RunRow)
+METRICS = core_table(MetricRow)
+WEIGHTS = core_table(WeightsRow)
+CHECKPOINTS = core_table(CheckpointRow)
+SNAPSHOTS = core_table(SnapshotRow)

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.exc import OperationalError
 
-from app.db import progress
+from app.db import retry
 from app.db.engine import DiskFull, is_disk_full
 from app.services import datasets
 
@@ -26,7 +26,7 @@ def test_a_write_on_a_full_disk_waits_and_retries_until_space_comes_back() -> No
             raise FULL
         return "stored"
 
-    assert progress.retry_locked(write, sleep=pauses.append, what="its checkpoint") == "stored"
+    assert retry.retry_locked(write, sleep=pauses.append, what="its checkpoint") == "stored"
     assert len(calls) == 4 and len(pauses) == 3
 
 
@@ -35,7 +35,7 @@ def test_past_the_deadline_the_error_names_the_write_and_the_disk() -> None:
         raise FULL
 
     with pytest.raises(DiskFull) as caught:
-        progress.retry_locked(write, deadline_seconds=0.0, sleep=lambda _: None, what="a snapshot")
+        retry.retry_locked(write, deadline_seconds=0.0, sleep=lambda _: None, what="a snapshot")
     message = str(caught.value)
     assert "disk" in message and "full" in message and "a snapshot" in message
     assert "ANNLAB_DATA_DIR" in message

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.db import datasets as dataset_store
-from app.db import progress
+from app.db import progress, worker_reads
 from app.jobs import job as job_module
 from app.jobs import overhead
 from app.jobs.overhead import DatasetCache, JobTimers
@@ -88,21 +88,27 @@ def test_snapshot_epochs_do_not_each_cost_a_transaction(
     driven: tuple[TestClient, threading.Event], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Snapshots ride with the timed progress flush: with flushes far apart, a 100-epoch
-    run (12 snapshot epochs under the ``log`` plan) writes its progress twice (the first
-    epoch, then the outcome), and still stores every epoch's metrics and snapshot."""
+    run (12 snapshot epochs under the ``log`` plan) is written once, with its outcome
+    (the first epoch waits for the flush interval like the others), and still stores
+    every epoch's metrics and snapshot."""
     client, wake = driven
     monkeypatch.setattr(job_module, "FLUSH_SECONDS", 3600.0)
     monkeypatch.setattr(job_module, "HEARTBEAT_SECONDS", 3600.0)
-    calls: list[int] = []
-    original = progress.record_progress
+    calls: list[tuple[str, int]] = []
+    record, finish = progress.record_progress, progress.finish_run
 
-    def counted(**kwargs: Any) -> bool:
-        calls.append(len(kwargs["epochs"]))
-        return original(**kwargs)
+    def recorded(**kwargs: Any) -> bool:
+        calls.append(("progress", len(kwargs["epochs"])))
+        return record(**kwargs)
 
-    monkeypatch.setattr(job_module.progress, "record_progress", counted)
+    def finished(**kwargs: Any) -> bool:
+        calls.append(("outcome", len(kwargs["epochs"])))
+        return finish(**kwargs)
+
+    monkeypatch.setattr(job_module.progress, "record_progress", recorded)
+    monkeypatch.setattr(job_module.progress, "finish_run", finished)
     run = train(client, wake, iris_spec(epochs=100))
-    assert calls == [1, 99], calls
+    assert calls == [("outcome", 100)], calls
     epochs = client.get(f"{API}/runs/{run['id']}/snapshots").json()["epochs"]
     assert epochs == [1, 2, 3, 5, 7, 10, 20, 30, 50, 70, 100]
     metrics = client.get(f"{API}/runs/{run['id']}/metrics").json()
@@ -195,3 +201,37 @@ def test_the_worker_reads_an_sqlite_upload_through_the_blob_handle(
         row.data = row.data[:100] + b"\0" * (len(row.data) - 100)
     with factory() as session, pytest.raises(DatasetError, match="cannot be read"):
         dataset_store.load_dataset_arrays(session=session, dataset_id=dataset_id, copy=False)
+
+
+def test_a_fresh_short_run_is_one_read_and_one_write_after_its_claim(
+    driven: tuple[TestClient, threading.Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Setup reads the run and its checkpoint without the write lock (nothing to rewind),
+    and a run shorter than the flush interval writes once: its outcome. A run with
+    progress recorded (a resumed one) still rewinds first."""
+    client, wake = driven
+    monkeypatch.setattr(job_module, "FLUSH_SECONDS", 3600.0)
+    monkeypatch.setattr(job_module, "HEARTBEAT_SECONDS", 3600.0)
+    writes: list[str] = []
+    rewinds: list[str] = []
+    real_transaction, real_rewind = job_module.transaction, progress.rewind_to_checkpoint
+
+    def counted_transaction(factory: Any) -> Any:
+        writes.append("transaction")
+        return real_transaction(factory)
+
+    def counted_rewind(**kwargs: Any) -> None:
+        rewinds.append(kwargs["run_id"])
+        real_rewind(**kwargs)
+
+    monkeypatch.setattr(job_module, "transaction", counted_transaction)
+    monkeypatch.setattr(job_module.progress, "rewind_to_checkpoint", counted_rewind)
+    run = train(client, wake, iris_spec(epochs=20))
+    assert writes == ["transaction"], writes  # the outcome's, with every epoch
+    assert rewinds == []
+    assert client.get(f"{API}/runs/{run['id']}/metrics").json()["epoch"] == list(range(1, 21))
+
+    with client.app.state.session_factory() as session:  # type: ignore[attr-defined]
+        claimed = worker_reads.read_claimed(session=session, run_id=run["id"])
+    assert claimed is not None and claimed.rewind  # epochs recorded: a resume rewinds
+    assert claimed.spec["training"]["epochs"] == 20 and claimed.checkpoint is None

@@ -80,3 +80,16 @@ def test_the_growth_report_has_the_parse_beside_the_upload(
     out = capsys.readouterr().out
     assert "parse x pandas" in out
     assert "parse 1.5× pandas (≤ 2) MET, the whole upload request 5.0× NOT MET" in out
+
+
+@pytest.mark.slow
+def test_small_runs_times_the_engine_on_both_sides_of_the_service(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bench import small_runs
+
+    assert small_runs.main(["--runs", "4", "--port", "19741"]) == 0
+    out = capsys.readouterr().out
+    assert "engine alone, before:" in out and "engine alone, after:" in out
+    assert "engine alone (loop, mean)     4" in out
+    assert "failed 0" in out
