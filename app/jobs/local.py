@@ -37,11 +37,17 @@ REAP_SECONDS = 10.0
 _SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+#: How long the pool's start waits for its workers to be ready to claim runs.
+READY_SECONDS = 30.0
+
+
 @dataclass
 class _Slot:
     process: SpawnProcess
     worker_id: str
     wake: ProcessEvent
+    #: Set by the worker once it can claim runs (imports done, heap frozen).
+    ready: ProcessEvent
 
 
 class LocalProcessExecutor(Executor):
@@ -63,15 +69,29 @@ class LocalProcessExecutor(Executor):
             os.environ.setdefault(name, "1")
         with self.lock:
             self.slots = [self._spawn() for _ in range(self.settings.workers)]
+        self._wait_ready(self.slots)
         self.supervisor = threading.Thread(
             target=self._supervise, name="annlab-supervisor", daemon=True
         )
         self.supervisor.start()
 
+    def _wait_ready(self, slots: list[_Slot], timeout: float = READY_SECONDS) -> None:
+        """Return once every worker can claim runs (or has died, or ``timeout``): a
+        server that answers can then train at once. A spawned worker imports the app
+        and NumPy first (about a second on a busy machine): the first runs submitted
+        after start waited that long, queued."""
+        deadline = time.monotonic() + timeout
+        for slot in slots:
+            while not slot.ready.wait(0.05):
+                if not slot.process.is_alive() or time.monotonic() > deadline:
+                    log.warning("worker %s is not ready yet; starting anyway", slot.worker_id)
+                    return
+
     def _spawn(self) -> _Slot:
         assert self.stop_event is not None, "spawned after shutdown"
         worker_id = new_worker_id()
         wake = self.context.Event()
+        ready = self.context.Event()
         process = self.context.Process(
             target=process_main,
             args=(
@@ -80,12 +100,13 @@ class LocalProcessExecutor(Executor):
                 wake,
                 self.stop_event,
                 self.settings.worker_nice,
+                ready,
             ),
             name=f"annlab-worker-{worker_id}",
             daemon=True,
         )
         process.start()
-        return _Slot(process=process, worker_id=worker_id, wake=wake)
+        return _Slot(process=process, worker_id=worker_id, wake=wake, ready=ready)
 
     def notify(self, run_id: str) -> None:
         self._wake_all()

@@ -105,3 +105,11 @@ def test_worker_processes_train_at_a_lower_cpu_priority(make_client: Any) -> Non
         message="the worker's niceness never changed",
     )
     check_whole_life(client)  # and it still trains
+
+
+def test_the_server_starts_once_its_workers_can_claim_runs(make_client: Any) -> None:
+    """The first runs after a start are not left queued while workers import the app."""
+    client = make_client(executor="process", workers=2)
+    slots = client.app.state.executor.slots  # type: ignore[attr-defined]
+    assert len(slots) == 2 and all(slot.ready.is_set() for slot in slots)
+    check_whole_life(client)
