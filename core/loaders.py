@@ -15,6 +15,7 @@ import math
 import re
 import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
@@ -48,6 +49,7 @@ __all__ = [
     "dataset_from_npz_file",
     "dataset_to_npz_bytes",
     "sniff_delimiter",
+    "write_dataset_npz",
 ]
 
 #: The CSV delimiters recognised: comma, semicolon (spreadsheets in many locales), tab.
@@ -161,16 +163,23 @@ def dataset_from_csv(
     Blank lines are skipped; a UTF-8 byte-order mark is allowed. Errors raise
     ``DatasetError`` naming the line and column. ``arrow=False`` skips the Arrow
     reader (same bits; for a file so small that importing pyarrow costs more).
+
+    ``content`` is the file's bytes, or a ``Path`` to it: then a plain file is parsed as
+    Arrow reads it, in blocks, and only a file for the slow path is read whole.
     """
     name = check_name(name)
     task = check_task(task)
-    content = _file_bytes(content, "the CSV file")
+    path = content if isinstance(content, Path) else None
+    if path is None:
+        content = _file_bytes(content, "the CSV file")
     if not isinstance(target, str) or not target.strip():
         raise DatasetError("the target column name must be a non-empty string", "target")
     chosen = _check_delimiter(delimiter)
     fast = _fast(content, chosen, target.strip(), task, name) if arrow else None
     if fast is not None:
         return fast
+    if path is not None:
+        content = path.read_bytes()
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -238,8 +247,14 @@ def dataset_from_csv(
 def dataset_to_npz_bytes(ds: Dataset) -> bytes:
     """The arrays of ``ds`` (``features``, ``targets``) as an ``.npz`` file, no pickle."""
     buffer = io.BytesIO()
-    np.savez(buffer, features=ds.features, targets=ds.targets)
+    write_dataset_npz(ds, buffer)
     return buffer.getvalue()
+
+
+def write_dataset_npz(ds: Dataset, out: IO[bytes]) -> None:
+    """:func:`dataset_to_npz_bytes` written into ``out``: NumPy writes each array in
+    blocks, so a big upload is never held twice (arrays and their encoding)."""
+    np.savez(out, features=ds.features, targets=ds.targets)
 
 
 def dataset_from_npz_bytes(
@@ -388,15 +403,22 @@ def _target_columns(header: list[str], target: str, task: Task) -> list[int]:
     )
 
 
-def _fast(content: bytes, chosen: str | None, target: str, task: Task, name: str) -> Dataset | None:
+def _fast(
+    content: bytes | Path, chosen: str | None, target: str, task: Task, name: str
+) -> Dataset | None:
     """``core.csv_fast`` for a plain file whose first line is its header, read from the
-    bytes (no decoded copy of the text); None: parse it the slow way (which also raises
-    every error, with its line and column). A file the fast path accepts is UTF-8: its
-    numbers are ASCII, and Arrow checks its class names."""
-    start = len(codecs.BOM_UTF8) if content.startswith(codecs.BOM_UTF8) else 0
-    end = content.find(b"\n", start)
+    bytes or the file (no decoded copy of the text); None: parse it the slow way (which
+    also raises every error, with its line and column). A file the fast path accepts is
+    UTF-8: its numbers are ASCII, and Arrow checks its class names."""
+    if isinstance(content, bytes):
+        head = content
+    else:
+        with content.open("rb") as f:
+            head = f.readline()
+    start = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+    end = head.find(b"\n", start)
     try:
-        first = content[start : end if end >= 0 else len(content)].decode("utf-8").rstrip("\r")
+        first = head[start : end if end >= 0 else len(head)].decode("utf-8").rstrip("\r")
     except UnicodeDecodeError:
         return None
     # the slow path's header is the first line of text.splitlines() that is not blank

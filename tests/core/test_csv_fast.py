@@ -200,3 +200,51 @@ def test_npz_views_are_the_copies_bits_read_only() -> None:
     np.savez_compressed(buffer, features=ds.features, targets=ds.targets)
     packed = loaders.dataset_from_npz_bytes(buffer.getvalue(), copy=False, **kwargs)
     assert_same(packed, copied)
+
+
+def parse_outcome(content: Any) -> Any:
+    try:
+        return loaders.dataset_from_csv(
+            content=content, target="label", task="classification", name="t"
+        )
+    except DatasetError as exc:
+        return exc.message
+
+
+NOT_UTF8 = [b"a,label\n1,0\n2,\xff\n", b"a\xff,label\n1,0\n2,1\n", b"a,label\n1\xff,0\n2,1\n"]
+
+
+@pytest.mark.parametrize("content", [text.encode() for text in CASES] + NOT_UTF8 + [b""])
+def test_a_file_given_by_its_path_parses_as_its_bytes(tmp_path: Any, content: bytes) -> None:
+    """An upload's file is parsed where it lies (the offload process does not read it
+    into memory first): the same datasets and the same errors as from its bytes."""
+    path = tmp_path / "upload.csv"
+    path.write_bytes(content)
+    assert_same(parse_outcome(path), parse_outcome(content))
+
+
+def test_a_plain_file_is_parsed_from_its_path_without_reading_it_whole(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """Arrow reads the file in blocks; only the slow path reads the whole file. The scan
+    for quotes goes block by block too: a quote in a later block still sends the file
+    to the slow path."""
+    import pathlib
+
+    from core import csv_fast
+
+    monkeypatch.setattr(csv_fast, "_SCAN_BYTES", 16)
+    whole_reads = []
+    original = pathlib.Path.read_bytes
+    monkeypatch.setattr(
+        pathlib.Path, "read_bytes", lambda self: whole_reads.append(self) or original(self)
+    )
+    rows = "".join(f"{k}.5,{k % 3}\n" for k in range(200))
+    plain = tmp_path / "plain.csv"
+    plain.write_bytes(f"\ufeffa,label\n{rows}".encode())
+    ds = parse_outcome(plain)
+    assert whole_reads == [] and ds.features[:, 0].tolist() == [k + 0.5 for k in range(200)]
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_bytes(f'a,label\n{rows}"7",1\n'.encode())
+    assert_same(parse_outcome(quoted), parse_outcome(quoted.read_bytes()))
+    assert whole_reads[0] == quoted
