@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import tempfile
 from typing import Annotated, Any, BinaryIO, Literal, cast
@@ -189,9 +188,7 @@ def parse_form_upload(
     """A CSV upload (the file at ``path``, streamed there by the API process), parsed in
     an offload process and encoded into ``out_path``. The parser reads the file itself
     (in blocks, for a plain CSV): a 70 MB upload is not read whole into memory first."""
-    content: bytes | pathlib.Path | None = None
-    if path is not None:
-        content = pathlib.Path(path) if os.path.getsize(path) else b""  # empty: a missing file
+    content = None if path is None else pathlib.Path(path)
     dataset = _from_form(content, fields, filename, settings)
     dataset_service.encode_dataset(dataset, settings, out_path)
     return DatasetSummary.of(dataset)

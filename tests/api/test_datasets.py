@@ -119,6 +119,16 @@ def test_a_csv_upload_with_a_name_and_an_unknown_target_column(idle_client: Test
         f"{API}/datasets", files={"file": ("line.csv", csv)}, data={"task": "regression"}
     )
     assert missing.status_code == 422 and "target" in missing.text
+    # the offload process parses the streamed file where it lies: an empty one is still
+    # named as such, as when its bytes were read
+    empty = idle_client.post(
+        f"{API}/datasets",
+        files={"file": ("empty.csv", b"")},
+        data={"target": "y", "task": "regression"},
+    )
+    assert empty.status_code == 422, empty.text
+    [error] = empty.json()["detail"]
+    assert error["loc"] == ["body", "file"] and "the CSV file is empty" in error["msg"]
 
 
 BAD_DATA = {

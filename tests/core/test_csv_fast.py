@@ -128,10 +128,10 @@ def test_any_small_file_agrees(
     assert_same(*both(monkeypatch, "\n".join(lines) + "\n", "label", task))
 
 
-@pytest.mark.parametrize(
-    "content",
-    [b"a,label\n1,0\n2,\xff\n", b"a\xff,label\n1,0\n2,1\n", b"a,label\n1\xff,0\n2,1\n"],
-)
+NOT_UTF8 = [b"a,label\n1,0\n2,\xff\n", b"a\xff,label\n1,0\n2,1\n", b"a,label\n1\xff,0\n2,1\n"]
+
+
+@pytest.mark.parametrize("content", NOT_UTF8)
 def test_bytes_that_are_not_utf8_agree(monkeypatch: pytest.MonkeyPatch, content: bytes) -> None:
     """The fast path reads bytes without decoding the file first: a byte that is not
     UTF-8 anywhere still gets the slow path's error naming its offset."""
@@ -209,9 +209,6 @@ def parse_outcome(content: Any) -> Any:
         )
     except DatasetError as exc:
         return exc.message
-
-
-NOT_UTF8 = [b"a,label\n1,0\n2,\xff\n", b"a\xff,label\n1,0\n2,1\n", b"a,label\n1\xff,0\n2,1\n"]
 
 
 @pytest.mark.parametrize("content", [text.encode() for text in CASES] + NOT_UTF8 + [b""])

@@ -128,7 +128,10 @@ def test_twenty_runs_over_two_workers_equal_the_local_executor(
     counts = {r: [slices_of(text, r) for text in logs] for r in runs}
     sliced = [r for r, n in counts.items() if sum(n) > 1]
     assert len(sliced) >= len(runs) // 4, f"runs trained in several slices: {counts}"
-    assert any(all(n) for n in counts.values()), f"some run on both workers: {counts}"
+    # Which worker takes a requeued slice is the broker's choice: on a quiet machine
+    # every run's slices stayed on one worker (2-0 / 0-2 in turn), so "some run on both"
+    # was chance. A run resumed on the other worker, bit for bit, is
+    # test_killed_worker_run_finishes_elsewhere_with_the_attempt_counted's.
 
 
 # -------------------------------------------------------------- stop and kills
