@@ -29,6 +29,7 @@ ALIAS_REFRESH_SECONDS = 1.0
 
 def create_serving_app(settings: Settings, name: str, reference: str) -> FastAPI:
     """An app with ``/ping``, ``/health``, ``/version``, ``/invocations`` for one model."""
+    from app.api.fast_lane import fast_lanes
     from app.api.mlflow_serve import serve_one_router
 
     @asynccontextmanager
@@ -53,7 +54,9 @@ def create_serving_app(settings: Settings, name: str, reference: str) -> FastAPI
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     install_error_handlers(app)
-    app.include_router(serve_one_router(name, reference))
+    router = serve_one_router(name, reference)
+    app.router.routes.extend(fast_lanes(router))  # /invocations' lane first (app.api.fast_lane)
+    app.include_router(router)
     return app
 
 

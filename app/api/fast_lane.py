@@ -1,14 +1,21 @@
 """The fast lane of the hot routes (a run's predict, MLflow's ``/invocations``).
 
 FastAPI's generic handler solves the route's dependencies and validates its
-parameters on every request; for a warm 1-row prediction that is a third of the
-route's time (``docs/performance.md``). A ``FastLaneRoute`` answers the requests
-whose parameters need no validation with the endpoint called directly, and leaves
-every other request to FastAPI's handler (its 422s, its OpenAPI document).
+parameters on every request, and FastAPI (0.165) matches a route of an included
+router through a wrapper per router on the way; for a warm 1-row prediction that
+was over a third of the route's time (``docs/performance.md``). So each hot route
+is two routes:
 
-The fast handler runs the guards the API's routes get, in the same order: the
-caller (``get_current_user``: the local admin with auth off, else the bearer key or
-a 401, from the headers before the body is read; all that the router-wide
+- its ``FastLaneRoute`` (an ``APIRoute``), included like every other route: it
+  documents the route (OpenAPI) and answers what the lane leaves (FastAPI's 422s,
+  405s);
+- its ``FastLane`` (a plain Starlette ``Route``, not in OpenAPI), at the head of the
+  app's routes (``app.api.main``): it takes the requests whose parameters need no
+  validation and calls the endpoint directly.
+
+Either way the fast handler runs the guards the API's routes get, in the same order:
+the caller (``get_current_user``: the local admin with auth off, else the bearer key
+or a 401, from the headers before the body is read; all that the router-wide
 ``require_user`` does besides documenting the scheme), then the route's own body
 checks (``check_body``), then the endpoint, called as
 ``endpoint(request=..., user=..., **fast_arguments(request))``. Errors raised on the
@@ -17,13 +24,18 @@ way are the app's exceptions, answered by the same handlers as on FastAPI's path
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from app.deps import get_current_user
+
+#: Where a lane's match leaves the endpoint's arguments for its handler.
+ARGUMENTS_KEY = "annlab.fast_arguments"
 
 
 class FastLaneRoute(APIRoute):
@@ -42,19 +54,62 @@ class FastLaneRoute(APIRoute):
     async def check_body(self, request: Request) -> None:
         """Checks of the body after the caller's and before the endpoint (none here)."""
 
+    async def answer(self, request: Request, arguments: dict[str, Any]) -> Response:
+        """The lane's answer: the caller, the body checks, the endpoint."""
+        user = await get_current_user(request)  # from the headers: before the body
+        await self.check_body(request)
+        response: Response = await self.endpoint(request=request, user=user, **arguments)
+        return response
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        # Without a FastLane in front (or for a request it left), the same lane here.
         documented = super().get_route_handler()
-        endpoint = self.endpoint
         fast_arguments = self.fast_arguments
-        check_body = self.check_body
+        answer = self.answer
 
         async def fast(request: Request) -> Response:
             arguments = fast_arguments(request)
             if arguments is None:
                 return await documented(request)
-            user = await get_current_user(request)  # from the headers: before the body
-            await check_body(request)
-            response: Response = await endpoint(request=request, user=user, **arguments)
-            return response
+            return await answer(request, arguments)
 
         return fast
+
+
+class FastLane(Route):
+    """A ``FastLaneRoute``'s lane: its full path and method, matched only by the
+    requests its ``fast_arguments`` accepts (any other request, a wrong method
+    included, goes on to the documented route)."""
+
+    def __init__(self, path: str, documented: FastLaneRoute) -> None:
+        self.documented = documented
+
+        async def lane(request: Request) -> Response:
+            return await documented.answer(request, request.scope[ARGUMENTS_KEY])
+
+        super().__init__(
+            path,
+            lane,
+            methods=list(documented.methods or ()),
+            name=f"{documented.name}_lane",
+            include_in_schema=False,
+        )
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is not Match.FULL:
+            return Match.NONE, {}
+        arguments = self.documented.fast_arguments(Request({**scope, **child_scope}))
+        if arguments is None:
+            return Match.NONE, {}
+        child_scope[ARGUMENTS_KEY] = arguments
+        child_scope["route"] = self  # the template of the metrics' labels
+        return match, child_scope
+
+
+def fast_lanes(router: APIRouter, prefix: str = "") -> Iterator[FastLane]:
+    """The lanes of a router's ``FastLaneRoute``s, for an ``include_router(router,
+    prefix=prefix)`` of the same router."""
+    for route in router.routes:
+        if isinstance(route, FastLaneRoute):
+            yield FastLane(prefix + route.path, route)

@@ -12,7 +12,7 @@ import pytest
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
-from app.api.fast_lane import FastLaneRoute
+from app.api.fast_lane import FastLane, FastLaneRoute
 from app.api.mlflow_serve import InvocationsRoute
 from app.api.predict import PredictRoute
 from app.db.engine import transaction
@@ -82,20 +82,68 @@ def test_warm_invocations_and_predictions_solve_no_dependency(
 
 
 def test_the_hot_routes_are_matched_first(idle_client: TestClient) -> None:
-    """Before the ≈ 40 API routes: each candidate costs a match per router it is in."""
-    contexts = iter_route_contexts(idle_client.app.router.routes)  # type: ignore[attr-defined]
+    """Their lanes head the app's routes (each included router on the way costs a
+    match per candidate); their documented routes come next, before the API's."""
+    app_routes = idle_client.app.router.routes  # type: ignore[attr-defined]
+    lanes = [i for i, route in enumerate(app_routes) if isinstance(route, FastLane)]
+    included = [
+        i for i, route in enumerate(app_routes) if type(route).__name__ == "_IncludedRouter"
+    ]
+    assert [app_routes[i].path for i in lanes] == [
+        f"{API}/runs/{{run_id}}/predict",
+        "/serve/{name}/{reference}/invocations",
+    ]
+    assert max(lanes) < included[1], "before every router but predict's own"
+    assert isinstance(app_routes[lanes[0]].documented, PredictRoute)
+    assert isinstance(app_routes[lanes[1]].documented, InvocationsRoute)
+    contexts = iter_route_contexts(app_routes)
     routes = [(c.path or "", c.original_route) for c in contexts]
     hot = [i for i, (_, route) in enumerate(routes) if isinstance(route, FastLaneRoute)]
-    api = [i for i, (path, _) in enumerate(routes) if path.startswith(API)]
+    api = [
+        i
+        for i, (path, route) in enumerate(routes)
+        if path.startswith(API) and not isinstance(route, FastLane | FastLaneRoute)
+    ]
     assert [routes[i][0] for i in hot] == [
         f"{API}/runs/{{run_id}}/predict",
         "/serve/{name}/{reference}/invocations",
     ]
-    assert isinstance(routes[hot[0]][1], PredictRoute)
-    assert isinstance(routes[hot[1]][1], InvocationsRoute)
-    assert hot[1] < min(set(api) - set(hot)), "the API's routes come after the hot ones"
+    assert hot[1] < min(api), "the API's routes come after the hot ones"
     paths = idle_client.get("/openapi.json").json()["paths"]
     assert list(paths["/serve/{name}/{reference}/invocations"]) == ["post"]
+    assert list(paths[f"{API}/runs/{{run_id}}/predict"]) == ["post"]
+
+
+@pytest.fixture
+def handled(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The paths of the requests a FastAPI route (``APIRoute``) handled in the block."""
+    seen: list[str] = []
+    original = fastapi.routing.APIRoute.handle
+
+    async def counting(self: fastapi.routing.APIRoute, scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["path"])
+        await original(self, scope, receive, send)
+
+    monkeypatch.setattr(fastapi.routing.APIRoute, "handle", counting)
+    yield seen
+
+
+def test_warm_hot_requests_are_answered_by_their_lanes(
+    client: TestClient, served: dict[str, Any], handled: list[str]
+) -> None:
+    predict = f"{API}/runs/{served['run']}/predict"
+    epoch = client.get(f"{API}/runs/{served['run']}/snapshots").json()["epochs"][0]
+    handled.clear()
+    assert client.post(PATH, json=SPLIT).json() == {"predictions": served["predictions"]}
+    answer = client.post(predict, json={"inputs": ROWS})
+    assert answer.json() == {"outputs": served["outputs"], "predictions": served["predictions"]}
+    assert handled == []
+    # what a lane leaves goes on to the documented route: a query to validate, a wrong
+    # method (its 405), a long id (its 422)
+    assert client.post(f"{predict}?epoch={epoch}", json={"inputs": ROWS}).status_code == 200
+    assert client.get(predict).status_code == 405
+    assert client.post(f"{API}/runs/{'x' * 201}/predict", json={"inputs": ROWS}).status_code == 422
+    assert handled == [predict, predict, f"{API}/runs/{'x' * 201}/predict"]
 
 
 def test_the_lane_answers_as_fastapis_path(client: TestClient, served: dict[str, Any]) -> None:
@@ -147,6 +195,8 @@ def test_models_serve_takes_the_lane_too(
     app = create_serving_app(settings, "iris", "production")
     routes = [context.original_route for context in iter_route_contexts(app.router.routes)]
     assert any(isinstance(route, InvocationsRoute) for route in routes)
+    lanes = [route for route in app.router.routes if isinstance(route, FastLane)]
+    assert [lane.path for lane in lanes] == ["/invocations"]
     with TestClient(app) as one:
         assert one.post("/invocations", json=SPLIT).json() == {"predictions": served["predictions"]}
         probabilities = one.post("/invocations?output=probabilities", json=SPLIT)

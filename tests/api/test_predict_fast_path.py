@@ -184,6 +184,7 @@ def test_the_fast_lane_leaves_long_ids_and_other_methods_to_the_documented_route
 ) -> None:
     from fastapi.routing import iter_route_contexts
 
+    from app.api.fast_lane import FastLane
     from app.api.predict import PredictRoute
 
     api_routes = [
@@ -191,7 +192,9 @@ def test_the_fast_lane_leaves_long_ids_and_other_methods_to_the_documented_route
         for context in iter_route_contexts(idle_client.app.router.routes)  # type: ignore[attr-defined]
         if (context.path or "").startswith(API)
     ]
-    assert isinstance(api_routes[0].original_route, PredictRoute), "the first API route"
+    lane = api_routes[0].original_route
+    assert isinstance(lane, FastLane), "the first API route"
+    assert isinstance(lane.documented, PredictRoute)
     long_id = idle_client.post(f"{API}/runs/{'x' * 201}/predict", json={"inputs": [ROW]})
     assert long_id.status_code == 422
     assert long_id.json()["detail"][0]["type"] == "string_too_long"
