@@ -15,6 +15,7 @@ y ⊙ (g − Σₖ gₖ yₖ) (the fused softmax + cross-entropy lives in ``core
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -23,6 +24,25 @@ LEAKY_SLOPE = 0.01
 #: Softmax over at most this many classes (and at least this many rows) reduces
 #: over a transposed copy (faster; for fewer rows the extra copies cost more).
 _NARROW = 32
+
+
+@lru_cache(maxsize=256)
+def constant_row(value: float, dtype: np.dtype, width: int) -> np.ndarray:
+    """A read-only row of ``value`` in ``dtype``, to broadcast over a matrix's rows.
+
+    NumPy (2.4) runs ``np.maximum``/``np.minimum``/``np.clip`` against a scalar in a
+    loop that is not vectorised: 2-4× slower than against a row broadcast over the
+    rows (a 256 × 128 float32 ReLU: 17-38 µs against 8). The scalar is cast to the
+    array's dtype either way (NEP 50), so the bits are the same, NaN and -0 included.
+    """
+    row = np.full(width, value, dtype=dtype)
+    row.flags.writeable = False
+    return row
+
+
+def zero_row(z: np.ndarray) -> np.ndarray:
+    """``constant_row(0, …)`` as wide as the last axis of ``z``."""
+    return constant_row(0.0, z.dtype, z.shape[-1])
 
 
 @dataclass
@@ -97,7 +117,7 @@ class Sigmoid(Activation):
     name = "sigmoid"
 
     def forward(self, z: np.ndarray, out: np.ndarray, scratch: Scratch) -> np.ndarray:
-        np.minimum(z, 0, out=out)
+        np.minimum(z, zero_row(z), out=out)
         np.exp(out, out=out)
         denominator = np.abs(z, out=scratch.buffer)
         np.negative(denominator, out=denominator)
@@ -163,7 +183,7 @@ class ReLU(Activation):
     needs_output = False
 
     def forward(self, z: np.ndarray, out: np.ndarray, scratch: Scratch) -> np.ndarray:
-        np.maximum(z, 0, out=z)
+        np.maximum(z, zero_row(z), out=z)
         return z
 
     def backward(
