@@ -29,7 +29,7 @@ ALIAS_REFRESH_SECONDS = 1.0
 
 def create_serving_app(settings: Settings, name: str, reference: str) -> FastAPI:
     """An app with ``/ping``, ``/health``, ``/version``, ``/invocations`` for one model."""
-    from app.api.fast_lane import fast_lanes
+    from app.api.fast_lane import include_hot
     from app.api.mlflow_serve import serve_one_router
 
     @asynccontextmanager
@@ -54,9 +54,7 @@ def create_serving_app(settings: Settings, name: str, reference: str) -> FastAPI
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     install_error_handlers(app)
-    router = serve_one_router(name, reference)
-    app.router.routes.extend(fast_lanes(router))  # /invocations' lane first (app.api.fast_lane)
-    app.include_router(router)
+    include_hot(app, serve_one_router(name, reference))  # /invocations' lane first
     return app
 
 

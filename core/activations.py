@@ -30,10 +30,11 @@ _NARROW = 32
 def constant_row(value: float, dtype: np.dtype, width: int) -> np.ndarray:
     """A read-only row of ``value`` in ``dtype``, to broadcast over a matrix's rows.
 
-    NumPy (2.4) runs ``np.maximum``/``np.minimum``/``np.clip`` against a scalar in a
-    loop that is not vectorised: 2-4× slower than against a row broadcast over the
-    rows (a 256 × 128 float32 ReLU: 17-38 µs against 8). The scalar is cast to the
-    array's dtype either way (NEP 50), so the bits are the same, NaN and -0 included.
+    NumPy (2.4) runs ``np.maximum``/``np.minimum`` against a scalar in a loop that is
+    not vectorised: 2-4× slower than against a row broadcast over the rows (a
+    256 × 128 float32 ReLU: 17-38 µs against 8; ``np.clip`` is the other way round).
+    The scalar is cast to the array's dtype either way (NEP 50), so the bits are the
+    same, NaN and -0 included.
     """
     row = np.full(width, value, dtype=dtype)
     row.flags.writeable = False

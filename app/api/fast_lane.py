@@ -13,7 +13,7 @@ is two routes:
   app's routes (``app.api.main``): it takes the requests whose parameters need no
   validation and calls the endpoint directly.
 
-Either way the fast handler runs the guards the API's routes get, in the same order:
+The lane runs the guards the API's routes get, in the same order:
 the caller (``get_current_user``: the local admin with auth off, else the bearer key
 or a 401, from the headers before the body is read; all that the router-wide
 ``require_user`` does besides documenting the scheme), then the route's own body
@@ -24,10 +24,10 @@ way are the app's exceptions, answered by the same handlers as on FastAPI's path
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.routing import APIRoute
 from starlette.routing import Match, Route
 from starlette.types import Scope
@@ -44,7 +44,7 @@ class FastLaneRoute(APIRoute):
     Subclasses say which requests take the lane (``fast_arguments``: the endpoint's
     other arguments, or None for FastAPI's handler) and what to check of the body
     before the endpoint runs (``check_body``). Put it before ``GuardedRoute`` in the
-    bases to keep that route's guards on FastAPI's path too."""
+    bases to keep that route's guards on FastAPI's path (what the lane leaves)."""
 
     def fast_arguments(self, request: Request) -> dict[str, Any] | None:
         """The endpoint's arguments besides ``request`` and ``user`` when they need no
@@ -60,20 +60,6 @@ class FastLaneRoute(APIRoute):
         await self.check_body(request)
         response: Response = await self.endpoint(request=request, user=user, **arguments)
         return response
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        # Without a FastLane in front (or for a request it left), the same lane here.
-        documented = super().get_route_handler()
-        fast_arguments = self.fast_arguments
-        answer = self.answer
-
-        async def fast(request: Request) -> Response:
-            arguments = fast_arguments(request)
-            if arguments is None:
-                return await documented(request)
-            return await answer(request, arguments)
-
-        return fast
 
 
 class FastLane(Route):
@@ -113,3 +99,10 @@ def fast_lanes(router: APIRouter, prefix: str = "") -> Iterator[FastLane]:
     for route in router.routes:
         if isinstance(route, FastLaneRoute):
             yield FastLane(prefix + route.path, route)
+
+
+def include_hot(app: FastAPI, router: APIRouter, prefix: str = "", **include: Any) -> None:
+    """Include a router of hot routes: their lanes first, then the router itself (its
+    documented routes answer what the lanes leave)."""
+    app.router.routes.extend(fast_lanes(router, prefix))
+    app.include_router(router, prefix=prefix, **include)

@@ -21,7 +21,7 @@ from app.api import (
     predict,
     runs,
 )
-from app.api.fast_lane import fast_lanes
+from app.api.fast_lane import include_hot
 from app.deps import require_user
 
 API_PREFIX = "/api/v1"
@@ -72,8 +72,7 @@ def include_api(app: FastAPI, *, auth: bool) -> None:
         (predict.predict_router, API_PREFIX),
         (mlflow_serve.invocations_router, ""),
     ):
-        app.router.routes.extend(fast_lanes(hot, prefix))
-        app.include_router(hot, prefix=prefix, **guards)
+        include_hot(app, hot, prefix, **guards)
     app.include_router(root_router)
     app.include_router(api_router, **guards)
     app.include_router(mlflow_serve.router, **guards)  # MLflow's paths: no /api/v1
