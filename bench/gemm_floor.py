@@ -25,7 +25,8 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
-import time
+import math
+import timeit
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -98,25 +99,14 @@ def _operands(product: Product, rng: np.random.Generator) -> tuple[np.ndarray, .
 
 
 def time_product(product: Product, *, min_seconds: float = 0.004, best_of: int = 5) -> float:
-    """Seconds of one ``numpy.matmul`` of ``product`` (best of ``best_of`` loops, each
-    long enough to read the clock reliably)."""
+    """Seconds of one ``numpy.matmul`` of ``product``: the best of ``best_of`` timeit
+    loops, each long enough (``min_seconds``) to read the clock reliably."""
     left, right, out = _operands(product, np.random.default_rng(0))
-    np.matmul(left, right, out=out)
+    timer = timeit.Timer(lambda: np.matmul(left, right, out=out))
     loops = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(loops):
-            np.matmul(left, right, out=out)
-        if time.perf_counter() - start >= min_seconds:
-            break
+    while timer.timeit(loops) < min_seconds:
         loops *= 4
-    best = float("inf")
-    for _ in range(best_of):
-        start = time.perf_counter()
-        for _ in range(loops):
-            np.matmul(left, right, out=out)
-        best = min(best, (time.perf_counter() - start) / loops)
-    return best
+    return min(timer.repeat(repeat=best_of, number=loops)) / loops
 
 
 def plan_seconds(plan: Counter[Product], threads: int) -> float:
@@ -172,9 +162,9 @@ def table(repeats: Sequence[Repeat]) -> str:
         wl = WORKLOADS[r.workload]
         ms = 1000.0
         peak_share = (
-            f"{wl.flops_per_epoch / r.floor / 1e9 / r.peak_gflops:.1%}"
-            if r.peak_gflops == r.peak_gflops
-            else "-"
+            "-"
+            if math.isnan(r.peak_gflops)
+            else f"{wl.flops_per_epoch / r.floor / 1e9 / r.peak_gflops:.1%}"
         )
         rows.append(
             [
