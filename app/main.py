@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no stubs, no py.typed
+from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]  # no stubs, no py.typed
 
 from app import offload
 from app.api.docs import HeadAsGetMiddleware, install_docs
@@ -31,6 +31,7 @@ from app.services.runs import InFlightKeys
 from app.services.serving import ModelCache
 from app.web.routes import mount_web
 from app.web_security import install_web_security
+from core.blas_threads import set_process_threads
 
 log = logging.getLogger("annlab")
 
@@ -164,7 +165,10 @@ def _start(app: FastAPI, settings: Settings) -> None:
     # GEMMs from concurrent requests: OpenBLAS threads only add hand-over cost there
     # (a 400 × 400 grid of a 64-64 network: 1.6 s on 2 threads, 0.5 s on 1, measured
     # on this 2-core machine). Training threads are set per run in the workers.
-    threadpool_limits(limits=1, user_api="blas")
+    # A plain threadpool_limits would keep this thread in control of OpenBLAS's pool and
+    # silently ignore the training.threads of runs trained in other threads (the thread
+    # executor): core.blas_threads sets the count and lets go.
+    set_process_threads(ThreadpoolController(), 1)
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)

@@ -16,8 +16,9 @@ features become ``((x − mean) / std)`` rounded to the spec's dtype.
 Mini-batches are consecutive slices of the (shuffled) training rows, the last one
 possibly shorter; ``batch_size`` None is the whole set. Step t (from 0) uses
 ε_t = ``learning_rate(schedule, ε₀, t)``; the gradient includes λ₁ sign(w) + 2λ₂ w.
-BLAS runs on ``training.threads`` threads for the whole call (threadpoolctl), so
-the same spec gives the same bits whichever process trains it.
+BLAS runs on ``training.threads`` threads for the whole call (threadpoolctl, through
+``core.blas_threads``: calls in other threads of the process wait while they would
+change it), so the same spec gives the same bits whichever process or thread trains it.
 
 After each epoch, with the epoch's final weights: loss and accuracy on the whole
 training set (train_loss includes the penalty) and on the validation set
@@ -69,6 +70,7 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]  # no stubs, no py.typed
 
+from core.blas_threads import blas_threads
 from core.checkpoint import CHECKPOINT_FORMAT, READABLE_FORMATS, Checkpoint, EpochMetrics
 from core.data import Dataset, split_indices, standardization
 from core.optimizers import add_penalty_gradient
@@ -125,7 +127,7 @@ def train(
     on_snapshot: Callable[[int, TrainedModel], None] | None = None,
 ) -> TrainResult:
     """Train ``spec`` (normalised by ``check_against_dataset``) on ``data``."""
-    with _BLAS.limit(limits=spec.training.threads, user_api="blas"):
+    with blas_threads(_BLAS, spec.training.threads):
         run = _Run(spec, data, resume_from, snapshots, snapshotting=on_snapshot is not None)
         with np.errstate(all="ignore"):
             reason = run.loop(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +92,126 @@ def test_a_resume_keeps_the_runs_threads_and_bits(monkeypatch: pytest.MonkeyPatc
         assert seen and all(counts == [2] * len(counts) for counts in seen)
     with pytest.raises(CheckpointError, match="another spec"):  # threads are part of the spec
         train(spec_with(1), data, resume_from=checkpoint)
+
+
+# ------------------------------------------- runs in threads of a shared process
+#
+# NumPy's OpenBLAS has one thread pool per process, and threadpoolctl lets only one
+# "controlling thread" change it (others are silently ignored). These tests train in
+# threads other than the one that last set a limit, as the thread executor does in a
+# server whose start set one BLAS thread.
+
+
+@pytest.fixture
+def restore_blas() -> Any:
+    """Put the process's BLAS threads back as they were, with no thread in control."""
+    from threadpoolctl import OpenBLASController, threadpool_limits
+
+    before = blas_threads()
+    yield
+    OpenBLASController.clear_controlling_thread(force=True)
+    if before:
+        threadpool_limits(limits=before[0], user_api="blas")
+    OpenBLASController.clear_controlling_thread(force=True)
+
+
+def wait_until(condition: Any, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        time.sleep(0.005)
+
+
+def train_in_thread(spec: RunSpec, seen: list[int], **callbacks: Any) -> threading.Thread:
+    data = load_builtin("spiral")
+    on_epoch = callbacks.pop("on_epoch", None)
+
+    def record(metrics: Any) -> None:
+        seen.append(blas_threads()[0])
+        if on_epoch is not None:
+            on_epoch(metrics)
+
+    thread = threading.Thread(target=train, args=(spec, data), kwargs={"on_epoch": record})
+    thread.start()
+    return thread
+
+
+@pytest.mark.usefixtures("restore_blas")
+def test_a_run_in_another_thread_gets_its_threads_after_a_plain_limit_elsewhere() -> None:
+    from threadpoolctl import threadpool_limits
+
+    if not blas_threads():
+        pytest.skip("no BLAS library seen by threadpoolctl")
+    threadpool_limits(limits=1, user_api="blas")  # this thread now controls OpenBLAS
+    seen: list[int] = []
+    train_in_thread(spec_with(2), seen).join()
+    assert seen == [2] * 6
+    assert blas_threads() == [1]  # what this thread set is back
+
+
+@pytest.mark.usefixtures("restore_blas")
+def test_runs_in_two_threads_with_different_threads_take_turns() -> None:
+    from core.blas_threads import _POOL
+
+    if not blas_threads():
+        pytest.skip("no BLAS library seen by threadpoolctl")
+    first_seen: list[int] = []
+    second_seen: list[int] = []
+    second_started = threading.Event()
+
+    def hold_until_the_second_is_in(metrics: Any) -> None:
+        if metrics.epoch == 1:
+            second_started.set()
+            # the second run either waits for the pool or (without the arbiter)
+            # trains at once: go on when either is seen
+            wait_until(lambda: _POOL.waiting > 0 or second_seen)
+
+    first = train_in_thread(spec_with(1), first_seen, on_epoch=hold_until_the_second_is_in)
+    assert second_started.wait(30)
+    second = train_in_thread(spec_with(2), second_seen)
+    first.join()
+    second.join()
+    assert first_seen == [1] * 6
+    assert second_seen == [2] * 6
+
+
+@pytest.mark.usefixtures("restore_blas")
+def test_a_process_limit_set_during_a_run_applies_after_it() -> None:
+    from threadpoolctl import ThreadpoolController
+
+    from core.blas_threads import set_process_threads
+
+    if not blas_threads():
+        pytest.skip("no BLAS library seen by threadpoolctl")
+    seen: list[int] = []
+
+    def set_one(metrics: Any) -> None:
+        if metrics.epoch == 1:
+            set_process_threads(ThreadpoolController(), 1)
+
+    train_in_thread(spec_with(2), seen, on_epoch=set_one).join()
+    assert seen == [2] * 6
+    assert blas_threads() == [1]
+
+
+@pytest.mark.usefixtures("restore_blas")
+def test_the_servers_one_thread_leaves_other_threads_free_to_limit() -> None:
+    from threadpoolctl import ThreadpoolController, threadpool_limits
+
+    from core.blas_threads import set_process_threads
+
+    if not blas_threads():
+        pytest.skip("no BLAS library seen by threadpoolctl")
+    set_process_threads(ThreadpoolController(), 1)  # as app.main's start does
+    assert blas_threads() == [1]
+    inside: list[int] = []
+
+    def limited() -> None:
+        with threadpool_limits(limits=2, user_api="blas"):
+            inside.extend(blas_threads())
+
+    thread = threading.Thread(target=limited)
+    thread.start()
+    thread.join()
+    assert inside == [2]
