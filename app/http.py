@@ -291,24 +291,31 @@ async def dataset_error_handler(request: Request, exc: Exception) -> JSONRespons
 EXCERPT_CHARS = 200
 #: Items of a list or object echoed back in a 422 (at most).
 EXCERPT_ITEMS = 8
+#: Levels of nested lists and objects echoed back in a 422 (at most).
+EXCERPT_DEPTH = 8
 
 
-def excerpt(value: Any, budget: int = EXCERPT_CHARS) -> Any:
+def excerpt(value: Any, budget: int = EXCERPT_CHARS, depth: int = 0) -> Any:
     """A short excerpt of an invalid input, for an error: strings and bytes cut at
     ``budget`` characters, lists and objects at ``EXCERPT_ITEMS`` items (each with a
-    smaller budget). Never walks more than a few dozen values, however big the input."""
+    smaller budget) and ``EXCERPT_DEPTH`` levels. Never walks more than a few dozen
+    values, however big or deep the input (orjson refuses to write past 255 levels:
+    a deep body that Python's parser read would otherwise end in a 500)."""
     if isinstance(value, bytes | bytearray | memoryview):
         value = bytes(value[: budget + 1]).decode("utf-8", "replace")
     if isinstance(value, str):
         return value if len(value) <= budget else value[:budget] + "…"
+    if isinstance(value, dict | list | tuple) and depth >= EXCERPT_DEPTH:
+        return "… nested deeper"
+    inner = max(8, budget // 4)
     if isinstance(value, dict):
         items = list(value.items())[:EXCERPT_ITEMS]
-        short = {str(key)[:budget]: excerpt(item, max(8, budget // 4)) for key, item in items}
+        short = {str(key)[:budget]: excerpt(item, inner, depth + 1) for key, item in items}
         if len(value) > EXCERPT_ITEMS:
             short["…"] = f"{len(value) - EXCERPT_ITEMS} more"
         return short
     if isinstance(value, list | tuple):
-        head = [excerpt(item, max(8, budget // 4)) for item in value[:EXCERPT_ITEMS]]
+        head = [excerpt(item, inner, depth + 1) for item in value[:EXCERPT_ITEMS]]
         if len(value) > EXCERPT_ITEMS:
             head.append(f"… {len(value) - EXCERPT_ITEMS} more")
         return head

@@ -21,8 +21,12 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from app.errors import BadRequest, Unprocessable
+from app.http import json_depth
 from app.schemas import PredictRequest
 from core.loaders import sniff_delimiter
+
+#: orjson parses at most this many nested levels (its documented limit).
+ORJSON_DEPTH = 1024
 
 #: What the body shapes are, for the messages that name them.
 SHAPES = (
@@ -93,7 +97,11 @@ def predict_inputs(
                 "`Content-Type: application/json` (or `text/csv` for CSV rows)"
             ) from None
         # orjson refuses NaN, Infinity, 1e999 and huge integers, which Python's parser
-        # reads (then the schema says 422 naming the number), and nesting past 1024.
+        # reads (then the schema says 422 naming the number), and nesting past 1024,
+        # which Python's parser reads or not depending on the interpreter's recursion
+        # limit (raised by some libraries): refused here whatever that limit is.
+        if body.count(b"[") + body.count(b"{") > ORJSON_DEPTH and json_depth(body) > ORJSON_DEPTH:
+            raise BadRequest(f"JSON nested deeper than {ORJSON_DEPTH} levels") from None
         try:
             document = json.loads(body)
         except RecursionError:

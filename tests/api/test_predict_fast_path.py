@@ -3,6 +3,7 @@ that answer as the schema would, and an event loop that never waits for a model.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,15 +80,45 @@ def test_with_auth_a_warm_prediction_only_looks_up_the_key(make_client: Any) -> 
     assert selects and all("users" in s and "runs" not in s for s in selects), warm
 
 
+@pytest.fixture(params=["default", "raised"])
+def recursion_limit(request: pytest.FixtureRequest) -> Iterator[int]:
+    """Python's recursion limit as it starts, or raised as some libraries (Hypothesis)
+    leave it: Python's JSON parser then reads nesting it refuses by default."""
+    before = sys.getrecursionlimit()
+    if request.param == "raised":
+        sys.setrecursionlimit(20_000)
+    try:
+        yield sys.getrecursionlimit()
+    finally:
+        sys.setrecursionlimit(before)
+
+
 @pytest.mark.parametrize("depth", [1100, 3000])
 def test_nesting_past_orjsons_limit_is_400_even_when_the_guard_allows_it(
-    make_client: Any, depth: int
+    make_client: Any, depth: int, recursion_limit: int
 ) -> None:
     client = make_client(max_json_depth=10_000)
     path = f"{API}/runs/{trained(client)}/predict"
     for body in ("[" * depth + "]" * depth, '{"inputs": ' + "[" * depth + "]" * depth + "}"):
         response = client.post(path, content=body, headers=JSON)
         assert response.status_code == 400, response.text
+        assert "nested" in response.text
+
+
+def test_a_deep_invalid_body_elsewhere_is_a_422_with_a_short_excerpt(make_client: Any) -> None:
+    """A deep body Python's parser reads (the guard allows it, the recursion limit is
+    raised) is echoed back cut to a few levels: orjson cannot write 1,100 levels."""
+    client = make_client(max_json_depth=10_000)
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(20_000)
+    try:
+        body = '{"dataset": "iris", "model": ' + "[" * 1100 + "]" * 1100 + "}"
+        response = client.post(f"{API}/runs", content=body, headers=JSON)
+    finally:
+        sys.setrecursionlimit(before)
+    assert response.status_code == 422, response.text
+    assert "… nested deeper" in response.text
+    assert len(response.content) < 4000
 
 
 def test_the_fast_path_accepts_what_the_schema_accepts(client: TestClient) -> None:
