@@ -12,6 +12,9 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA_DIR ?= ./data
+# pytest-xdist workers of `make test` (tests/conftest.py keeps the groups that share
+# ports, queues or the container engine on one of them); 0 runs it in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint format clean lock image-test
 
@@ -34,7 +37,7 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy app core
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

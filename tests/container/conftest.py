@@ -36,6 +36,15 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _GROUP_SECONDS[0] += report.duration
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On a pytest-xdist worker: hand the figures to the controller, which prints them
+    (tests/conftest.py); a worker's own summary is not shown."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None and FIGURES:
+        FIGURES["container group"] = f"{_GROUP_SECONDS[0]:.0f} s"
+        workeroutput["container_figures"] = dict(FIGURES)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if FIGURES:
         FIGURES["container group"] = f"{_GROUP_SECONDS[0]:.0f} s"
