@@ -13,10 +13,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA_DIR ?= ./data
 # pytest-xdist workers of `make test` (tests/conftest.py keeps the groups that share
-# ports, queues or the container engine on one of them). 0, the default, runs the suite
-# in one process: on two workers tests/cli/test_real_server.py's events test can lose
-# its race with a run that finishes before its stream opens (docs/performance.md).
-TEST_WORKERS ?= 0
+# ports, queues or the container engine on one of them); 0 runs it in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint format clean lock image-test
 

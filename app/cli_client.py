@@ -116,8 +116,8 @@ def follow_run(api: AnnlabClient, run_id: str, *, cancel_on_interrupt: bool) -> 
     130, saying how to re-attach) or, with ``cancel_on_interrupt``, cancels."""
     err = stderr()
     run = api.get_run(run_id)
-    if run.finished:
-        return run
+    # a finished run too: its stream is its history then its final status, so a run
+    # that ended before this look (a short one on a busy server) shows its bar as well
     display = RunProgress(err, run)
     try:
         with display:
@@ -129,8 +129,8 @@ def follow_run(api: AnnlabClient, run_id: str, *, cancel_on_interrupt: bool) -> 
             for event in api.events(run_id, on_reconnect=reconnecting):
                 display.show(event)
             final = api.get_run(run_id)
-            # a run that ended between the GET above and the stream's start sends only
-            # its last status: the bar still shows the epochs the run reached
+            # the bar at the run's final state (the epochs it reached, however the
+            # stream went)
             display.finish(final)
             return final
     except KeyboardInterrupt:

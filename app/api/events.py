@@ -132,7 +132,8 @@ def _progress_data(epoch: int, values: dict[str, Any], epochs: int) -> str:
             "description": "`event: progress` (data: a `ProgressEvent`, `{epoch, epochs, "
             "metrics}`) per recorded epoch, `event: status` (data: a `StatusEvent`, "
             "`{status, stop_reason, error}`) on each status change starting with the "
-            "current one, and `: ping` comments on a quiet stream; the stream ends after a "
+            "current one (a run that has already finished: its epochs, then its final "
+            "status), and `: ping` comments on a quiet stream; the stream ends after a "
             "final status (or without one if the run is deleted meanwhile). The data "
             "schema of each event is the `itemSchema`.",
             "content": {"text/event-stream": {"itemSchema": EVENT_ITEM_SCHEMA}},
@@ -165,11 +166,15 @@ async def run_events(run_id: RunId, request: Request, user: CurrentUser) -> Stre
                 return
             chunk = b""
             current: StatusKey = (state.status.value, state.stop_reason, state.error)
-            if sent is None:  # the first event is always the current status
+            if sent is None and not (state.terminal and update.metrics):
+                # The first event is the current status, except for a run that finished
+                # before the stream's first look: its history comes first, then its
+                # one final status, for the stream ends after a terminal status (API.md)
+                # and a client stops there.
                 sent = current
                 chunk += _status(ids := ids.next_status(), current)
             if update.metrics:
-                if sent[0] == RunStatus.QUEUED:  # it started (and maybe ended) meanwhile
+                if sent is not None and sent[0] == RunStatus.QUEUED:  # it started meanwhile
                     sent = RUNNING if current[0] != RunStatus.RUNNING else current
                     chunk += _status(ids := ids.next_status(), sent)
                 first, last = update.metrics[0][0], update.metrics[-1][0]
@@ -178,7 +183,7 @@ async def run_events(run_id: RunId, request: Request, user: CurrentUser) -> Stre
                 )
                 ids = ids.at_epoch(last)
                 if state.terminal:
-                    sent = None  # after the history: the final status again, last
+                    sent = None  # after the history: the final status, last
             if current != sent:
                 sent = current
                 chunk += _status(ids := ids.next_status(), current)

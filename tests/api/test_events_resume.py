@@ -115,7 +115,9 @@ def test_a_queued_run_streams_running_first_and_resumes_without_gaps(http: httpx
     assert _epochs(rest) == list(range(last + 1, max(epochs) + 1))
 
 
-def test_a_finished_run_sends_its_status_first_and_last(http: httpx.Client) -> None:
+def test_a_finished_run_sends_its_history_then_its_final_status(http: httpx.Client) -> None:
+    """The stream ends after a terminal status (API.md), and a client stops there: a run
+    that finished before the stream opened sends its epochs first."""
     spec = long_spec(5, name="short")
     run = http.post(f"{API}/runs", json=spec).json()
     wait_for(
@@ -124,8 +126,8 @@ def test_a_finished_run_sends_its_status_first_and_last(http: httpx.Client) -> N
         message="finished",
     )
     events = _read(http, f"{API}/runs/{run['id']}/events", until=lambda ev: False)
-    assert [e.event for e in events] == ["status", *["progress"] * 5, "status"]
-    assert _statuses(events) == ["succeeded", "succeeded"]
-    assert events[0].id != events[-1].id
+    assert [e.event for e in events] == [*["progress"] * 5, "status"]
+    assert _statuses(events) == ["succeeded"]
+    assert events[-1].id == "5:s1"
     resumed = _read(http, f"{API}/runs/{run['id']}/events", last_id="5", until=lambda ev: False)
     assert [e.event for e in resumed] == ["status"]
