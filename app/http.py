@@ -167,6 +167,13 @@ def json_depth(body: bytes) -> int:
     return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
 
 
+def nested_deeper_than(body: bytes, limit: int) -> bool:
+    """Whether a JSON text nests deeper than ``limit``. The depth is at most the number
+    of opening brackets (a C-speed count): only a body with more of them than the
+    limit needs the exact scan."""
+    return body.count(b"[") + body.count(b"{") > limit and json_depth(body) > limit
+
+
 #: Bodies larger than this are scanned for their depth in the thread pool, not on the loop.
 INLINE_SCAN_BYTES = 64 * 1024
 
@@ -177,15 +184,11 @@ async def check_json_depth(request: Request) -> None:
     if request.method in ("POST", "PUT", "PATCH") and "json" in content_type:
         body = await request.body()
         depth_limit = request.app.state.settings.max_json_depth
-        # The depth is at most the number of opening brackets (a C-speed count):
-        # only a body with more of them than the limit needs the exact scan.
-        if body.count(b"[") + body.count(b"{") <= depth_limit:
-            return
         if len(body) > INLINE_SCAN_BYTES:
-            depth = await run_in_threadpool(json_depth, body)
+            deeper = await run_in_threadpool(nested_deeper_than, body, depth_limit)
         else:
-            depth = json_depth(body)
-        if depth > depth_limit:
+            deeper = nested_deeper_than(body, depth_limit)
+        if deeper:
             raise HTTPException(
                 status_code=400,
                 detail=f"JSON nested deeper than {depth_limit} levels "

@@ -38,7 +38,7 @@ class _Pool:
         self.changed = threading.Condition()
         self.count: int | None = None
         self.holders = 0
-        self.waiting = 0  # blocks waiting for the pool at another count
+        self.waiting = 0  # blocks waiting for the pool at another count (for tests)
         self.limiter: Any = None  # threadpoolctl's limiter: it restores the originals
         self.default: int | None = None  # set while the pool was held: applied after
 
@@ -83,8 +83,7 @@ def blas_threads(controller: ThreadpoolController, threads: int) -> Iterator[Non
             pool.holders -= 1
             if pool.holders == 0:
                 limiter, pool.limiter, pool.count = pool.limiter, None, None
-                if limiter is not None:
-                    _as_controller(limiter.restore_original_limits)
+                _as_controller(limiter.restore_original_limits)
                 if pool.default is not None:
                     default, pool.default = pool.default, None
                     _as_controller(lambda: controller.limit(limits=default, user_api="blas"))

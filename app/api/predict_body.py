@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from app.errors import BadRequest, Unprocessable
-from app.http import json_depth
+from app.http import nested_deeper_than
 from app.schemas import PredictRequest
 from core.loaders import sniff_delimiter
 
@@ -100,7 +100,7 @@ def predict_inputs(
         # reads (then the schema says 422 naming the number), and nesting past 1024,
         # which Python's parser reads or not depending on the interpreter's recursion
         # limit (raised by some libraries): refused here whatever that limit is.
-        if body.count(b"[") + body.count(b"{") > ORJSON_DEPTH and json_depth(body) > ORJSON_DEPTH:
+        if nested_deeper_than(body, ORJSON_DEPTH):
             raise BadRequest(f"JSON nested deeper than {ORJSON_DEPTH} levels") from None
         try:
             document = json.loads(body)

@@ -135,6 +135,17 @@ def test_submit_follow_shows_the_run_to_its_end_and_exits_0(
     assert "succeeded (completed) at epoch 20/20" in result.stdout
 
 
+def test_follow_of_a_finished_run_shows_its_bar_and_final_status(
+    run_cli: Any, server: Any, api: AnnlabClient
+) -> None:
+    run_id = finished_run(api)
+    result = run_cli(["follow", run_id, "--url", server.base_url])
+    assert result.exit_code == 0, result.output
+    epochs = api.get_run(run_id).progress.epochs
+    assert f"{epochs}/{epochs}" in result.stderr
+    assert result.stderr.count("status: succeeded (completed)") == 1
+
+
 def test_submit_follow_json_prints_the_final_run(run_cli: Any, server: Any, tmp_path: Path) -> None:
     spec = write_spec(tmp_path, iris_spec(epochs=5))
     result = run_cli(["submit", str(spec), "-f", "--json", "--url", server.base_url])

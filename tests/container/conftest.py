@@ -37,17 +37,18 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """On a pytest-xdist worker: hand the figures to the controller, which prints them
-    (tests/conftest.py); a worker's own summary is not shown."""
+    """The group's time among the figures; on a pytest-xdist worker, the figures handed
+    to the controller, which prints them (tests/conftest.py): a worker's own summary
+    is not shown."""
+    if FIGURES:
+        FIGURES["container group"] = f"{_GROUP_SECONDS[0]:.0f} s"
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None and FIGURES:
-        FIGURES["container group"] = f"{_GROUP_SECONDS[0]:.0f} s"
         workeroutput["container_figures"] = dict(FIGURES)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if FIGURES:
-        FIGURES["container group"] = f"{_GROUP_SECONDS[0]:.0f} s"
+    if FIGURES:  # after pytest_sessionfinish: the group's time is in
         terminalreporter.section("container figures")
         for key, value in FIGURES.items():
             terminalreporter.write_line(f"{key}: {value}")
